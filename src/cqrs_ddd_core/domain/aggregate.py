@@ -1,0 +1,84 @@
+"""Aggregate roots: the consistency boundary that repositories load and save."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, Field, PrivateAttr
+
+from cqrs_ddd_core.domain.events import DomainEvent
+from cqrs_ddd_core.exceptions import DomainError
+
+__all__ = ["AggregateRoot", "IdT", "set_version"]
+
+IdT = TypeVar("IdT")
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+
+
+class AggregateRoot(BaseModel, Generic[IdT]):
+    """Base class of aggregate roots: a pydantic model with an id and a version.
+
+    ``version`` is read-only for domain code: it is 0 for an aggregate that was never
+    saved, and repositories set it to the stored version after every save or load
+    (the optimistic-concurrency token). Events recorded with :meth:`add_event` wait
+    until :meth:`pull_domain_events` hands them out (for the outbox or event store).
+    """
+
+    id: IdT
+    version: int = Field(default=0, ge=0, frozen=True)
+
+    _domain_events: list[DomainEvent] = PrivateAttr(default_factory=list)
+
+    def add_event(self, event: DomainEvent) -> DomainEvent:
+        """Record a new domain event and return it, stamped with this aggregate.
+
+        The event gets this aggregate's id and type when it has none, and the version
+        it gives the stream: the current version plus the events already pending.
+        """
+        update: dict[str, Any] = {}
+        if event.aggregate_id is None:
+            update["aggregate_id"] = self.id
+        if event.aggregate_type is None:
+            update["aggregate_type"] = type(self).__name__
+        if event.version is None:
+            update["version"] = self.version + len(self._domain_events) + 1
+        stamped = event.model_copy(update=update) if update else event
+        self._domain_events.append(stamped)
+        return stamped
+
+    @property
+    def domain_events(self) -> tuple[DomainEvent, ...]:
+        """The events recorded and not yet pulled."""
+        return tuple(self._domain_events)
+
+    def pull_domain_events(self) -> list[DomainEvent]:
+        """Return the recorded events and forget them."""
+        events, self._domain_events = self._domain_events, []
+        return events
+
+    def apply(self, event: DomainEvent) -> None:
+        """Replay a stored event onto this aggregate (event-sourced reconstitution).
+
+        Calls the handler named after the event class, ``on_<snake_case name>``
+        (``OrderCreated`` → ``on_order_created(event)``), then advances ``version``
+        to the event's version (or by one when the event has none). Replayed events
+        are not recorded again.
+
+        Raises:
+            DomainError: this aggregate has no handler for the event.
+        """
+        name = "on_" + _CAMEL.sub("_", type(event).__name__).lower()
+        handler = getattr(self, name, None)
+        if handler is None or not callable(handler):
+            raise DomainError(
+                f"{type(self).__name__} has no handler {name}() for {type(event).__name__}"
+            )
+        handler(event)
+        set_version(self, event.version if event.version is not None else self.version + 1)
+
+
+def set_version(aggregate: AggregateRoot[Any], version: int) -> None:
+    """Set an aggregate's stored version. For persistence adapters, not domain code."""
+    object.__setattr__(aggregate, "version", version)

@@ -1,0 +1,103 @@
+"""The event store port: append-only streams of events with a global order."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.domain.ids import new_id
+
+__all__ = ["ExpectedVersion", "IEventStore", "StoredEvent"]
+
+#: The version a writer expects a stream to have before its append: one number for
+#: every stream of the batch, or a number per aggregate id. 0 means "no stream yet".
+ExpectedVersion = int | Mapping[str, int]
+
+
+class StoredEvent(BaseModel):
+    """An event as the event store keeps it.
+
+    ``version`` is the event's number within its aggregate's stream (1, 2, ...);
+    ``position`` is its place in the global order, assigned by the store on append
+    (``None`` before that).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str = Field(default_factory=new_id)
+    event_type: str
+    aggregate_id: str
+    aggregate_type: str
+    version: int = Field(ge=1)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    occurred_at: datetime = Field(default_factory=utc_now)
+    schema_version: int = Field(default=1, ge=1)
+    correlation_id: str | None = None
+    causation_id: str | None = None
+    tenant_id: str | None = None
+    position: int | None = None
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class IEventStore(ABC):
+    """Append-only event streams, one per aggregate, in one global order."""
+
+    @abstractmethod
+    async def append(
+        self, event: StoredEvent, *, expected_version: ExpectedVersion | None = None
+    ) -> StoredEvent:
+        """Append one event; return it with its assigned ``position``.
+
+        Raises:
+            OptimisticConcurrencyError: the stream already has that version (or an
+                event with that id exists), or is not at ``expected_version``.
+        """
+
+    @abstractmethod
+    async def append_batch(
+        self,
+        events: Sequence[StoredEvent],
+        *,
+        expected_version: ExpectedVersion | None = None,
+    ) -> list[StoredEvent]:
+        """Append several events atomically; return them with their positions."""
+
+    @abstractmethod
+    async def get_events(self, aggregate_id: str, after_version: int = 0) -> list[StoredEvent]:
+        """Return the stream of ``aggregate_id`` after ``after_version``, in version order."""
+
+    @abstractmethod
+    async def get_by_aggregate(
+        self, aggregate_id: str, aggregate_type: str | None = None
+    ) -> list[StoredEvent]:
+        """Return every event of an aggregate, optionally only of one aggregate type."""
+
+    @abstractmethod
+    async def get_all(self) -> list[StoredEvent]:
+        """Return every event in global order (prefer paging for large stores)."""
+
+    @abstractmethod
+    async def get_events_after(self, position: int, limit: int = 1000) -> list[StoredEvent]:
+        """Return up to ``limit`` events with a position greater than ``position``."""
+
+    @abstractmethod
+    async def get_events_from_position(
+        self, position: int = 0, batch_size: int = 1000
+    ) -> AsyncIterator[StoredEvent]:
+        """Return an async iterator over the events after ``position``, read page by page."""
+
+    @abstractmethod
+    async def get_latest_position(self) -> int:
+        """Return the highest assigned position (0 for an empty store)."""
