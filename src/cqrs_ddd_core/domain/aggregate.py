@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr
@@ -24,12 +25,28 @@ class AggregateRoot(BaseModel, Generic[IdT]):
     saved, and repositories set it to the stored version after every save or load
     (the optimistic-concurrency token). Events recorded with :meth:`add_event` wait
     until :meth:`pull_domain_events` hands them out (for the outbox or event store).
+
+    Collection fields (``list``, ``set``, ``dict``) declared without a default start
+    empty, so ``Customer(id="c1", name="John")`` is valid for a customer with
+    ``addresses: list[Address]``: a new aggregate has no children yet.
     """
 
     id: IdT
     version: int = Field(default=0, ge=0, frozen=True)
 
     _domain_events: list[DomainEvent] = PrivateAttr(default_factory=list)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        changed = False
+        for info in cls.model_fields.values():
+            origin = typing.get_origin(info.annotation) or info.annotation
+            if info.is_required() and origin in (list, set, dict):
+                info.default_factory = origin
+                changed = True
+        if changed:
+            cls.model_rebuild(force=True)
 
     def add_event(self, event: DomainEvent) -> DomainEvent:
         """Record a new domain event and return it, stamped with this aggregate.

@@ -1,0 +1,7 @@
+"""In-memory adapters of every port, for unit tests of application code."""
+
+from cqrs_ddd_core.adapters.memory import InMemoryRepository as InMemoryRepository
+from cqrs_ddd_core.adapters.memory import InMemoryStore as InMemoryStore
+from cqrs_ddd_core.adapters.memory import InMemoryUnitOfWork as InMemoryUnitOfWork
+
+__all__ = ["InMemoryRepository", "InMemoryStore", "InMemoryUnitOfWork"]

@@ -1,0 +1,95 @@
+"""The one declarative ``Base`` and the library's own tables.
+
+Every model of an application that uses this library subclasses :class:`Base`, so a
+single ``Base.metadata.create_all`` (or one Alembic environment) creates the
+application's tables together with the event store's and the outbox's.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Integer, MetaData
+from sqlalchemy.orm import DeclarativeBase, mapped_column
+
+from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_persistence_sqlalchemy.core.types import JSONValue, UTCDateTime
+
+__all__ = ["NAMING_CONVENTION", "Base"]
+
+#: Stable constraint names, so errors can be classified by constraint and
+#: migrations can refer to constraints by name.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the library's tables and of application models.
+
+    A model with its own table gets, unless it declares them itself:
+
+    * an integer ``version`` column, the ORM's ``version_id_col``, used for
+      optimistic concurrency (``__versioned__ = False`` opts out);
+    * ``created_at`` and ``updated_at`` UTC timestamps, set on insert and on every
+      update (``__timestamps__ = False`` opts out), so that searches can order by
+      creation time as the specification's examples do.
+
+    ``Mapped[datetime]`` is a UTC timestamp read back timezone-aware and
+    ``Mapped[dict[str, Any]]`` / ``Mapped[list[Any]]`` are JSON (``jsonb`` on
+    PostgreSQL) accepting pydantic's JSON-mode values.
+    """
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict: JSONValue(),
+        dict[str, Any]: JSONValue(),
+        list: JSONValue(),
+        list[Any]: JSONValue(),
+        list[dict[str, Any]]: JSONValue(),
+    }
+
+    #: Whether a table of this class gets the automatic ``version`` column.
+    __versioned__: ClassVar[bool] = True
+    #: Whether a table of this class gets automatic ``created_at``/``updated_at``.
+    __timestamps__: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        if _owns_table(cls, "__timestamps__"):
+            if "created_at" not in cls.__dict__ and "created_at" not in _annotations(cls):
+                cls.created_at = mapped_column(
+                    "created_at", UTCDateTime(), nullable=False, default=utc_now
+                )
+            if "updated_at" not in cls.__dict__ and "updated_at" not in _annotations(cls):
+                cls.updated_at = mapped_column(
+                    "updated_at", UTCDateTime(), nullable=False, default=utc_now, onupdate=utc_now
+                )
+        if _owns_table(cls, "__versioned__"):
+            if "version" not in cls.__dict__:
+                # Also when only annotated (``version: Mapped[int]``): the mapper
+                # arguments need the column object.
+                cls.version = mapped_column("version", Integer, nullable=False)
+            mapper_args = dict(cls.__dict__.get("__mapper_args__", {}))
+            mapper_args.setdefault("version_id_col", cls.__dict__["version"])
+            cls.__mapper_args__ = mapper_args
+        super().__init_subclass__(**kwargs)
+
+
+def _annotations(cls: type[Any]) -> dict[str, Any]:
+    return inspect.get_annotations(cls)
+
+
+def _owns_table(cls: type[Any], flag: str) -> bool:
+    """Whether ``cls`` declares its own table and has not opted out with ``flag``."""
+    if "__tablename__" not in cls.__dict__ or not getattr(cls, flag, True):
+        return False
+    # Only the class that owns the table; subclasses in an inheritance hierarchy
+    # share their parent's columns.
+    return not any("__mapper__" in vars(base) for base in cls.__mro__[1:])
