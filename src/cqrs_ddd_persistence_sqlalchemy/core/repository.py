@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, ClassVar, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, cast
 
 from sqlalchemy import Column, Select, Table, delete, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
+from typing_extensions import TypeVar
 
 from cqrs_ddd_core.domain.aggregate import AggregateRoot, set_version
 from cqrs_ddd_core.ports.repository import IRepository
@@ -22,7 +23,9 @@ from cqrs_ddd_specifications import QueryOptions, Specification, TrueSpecificati
 __all__ = ["SQLAlchemyRepository"]
 
 T = TypeVar("T", bound=AggregateRoot[Any])
-ID = TypeVar("ID")
+# Defaults to Any so that SQLAlchemyRepository(entity_cls=..., db_model_cls=...) needs
+# no explicit parameters under mypy --strict.
+ID = TypeVar("ID", default=Any)
 
 # asyncpg accepts at most 32767 bind parameters per statement.
 _IN_CHUNK = 10_000
