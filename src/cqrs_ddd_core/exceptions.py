@@ -6,6 +6,8 @@ The tree::
     ├── DomainError                       a domain object was used in a way it forbids
     └── PersistenceError                  anything raised by a repository, unit of work or store
         ├── OptimisticConcurrencyError    a stale version or an event stream that moved on
+        │   └── DuplicateEventError       an event with that id is already stored
+        ├── InvalidEventError             (also ValueError) events that cannot be appended
         ├── EntityNotFoundError           (also LookupError) no entity with that id
         ├── UnitOfWorkError               (also RuntimeError) the unit of work was misused
         ├── PostCommitError               the commit succeeded, but callbacks after it failed
@@ -23,7 +25,9 @@ from typing import Any
 __all__ = [
     "CqrsDddError",
     "DomainError",
+    "DuplicateEventError",
     "EntityNotFoundError",
+    "InvalidEventError",
     "OptimisticConcurrencyError",
     "PersistenceError",
     "PostCommitError",
@@ -70,6 +74,25 @@ class OptimisticConcurrencyError(PersistenceError):
                 f"{expected_version}, found {actual_version}"
             )
         super().__init__(message)
+
+
+class DuplicateEventError(OptimisticConcurrencyError):
+    """An event with the same ``event_id`` is already stored (never silently dropped).
+
+    Attributes:
+        event_ids: the ids that already exist.
+    """
+
+    def __init__(self, event_ids: Sequence[str], *, aggregate_id: Any = None) -> None:
+        self.event_ids = tuple(event_ids)
+        super().__init__(
+            f"events already stored: {', '.join(map(repr, self.event_ids))}",
+            aggregate_id=aggregate_id,
+        )
+
+
+class InvalidEventError(PersistenceError, ValueError):
+    """Events that cannot be appended as given (e.g. a stream's versions out of order)."""
 
 
 class EntityNotFoundError(PersistenceError, LookupError):

@@ -4,6 +4,7 @@ from cqrs_ddd_persistence_sqlalchemy._version import __version__ as __version__
 from cqrs_ddd_persistence_sqlalchemy.core import Base as Base
 from cqrs_ddd_persistence_sqlalchemy.core import FieldTransformer as FieldTransformer
 from cqrs_ddd_persistence_sqlalchemy.core import ModelMapper as ModelMapper
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore as SQLAlchemyEventStore
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyRepository as SQLAlchemyRepository
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyUnitOfWork as SQLAlchemyUnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.exceptions import MappingError as MappingError
@@ -21,6 +22,7 @@ __all__ = [
     "OptimisticConcurrencyError",
     "PersistenceError",
     "QueryCompileError",
+    "SQLAlchemyEventStore",
     "SQLAlchemyRepository",
     "SQLAlchemyUnitOfWork",
     "__version__",

@@ -3,5 +3,6 @@
 from cqrs_ddd_core.adapters.memory import InMemoryRepository as InMemoryRepository
 from cqrs_ddd_core.adapters.memory import InMemoryStore as InMemoryStore
 from cqrs_ddd_core.adapters.memory import InMemoryUnitOfWork as InMemoryUnitOfWork
+from cqrs_ddd_core.adapters.memory_event_store import InMemoryEventStore as InMemoryEventStore
 
-__all__ = ["InMemoryRepository", "InMemoryStore", "InMemoryUnitOfWork"]
+__all__ = ["InMemoryEventStore", "InMemoryRepository", "InMemoryStore", "InMemoryUnitOfWork"]

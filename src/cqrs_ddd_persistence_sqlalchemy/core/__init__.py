@@ -1,5 +1,8 @@
 """SQLAlchemy adapters of the CQRS/DDD persistence ports."""
 
+from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
+    SQLAlchemyEventStore as SQLAlchemyEventStore,
+)
 from cqrs_ddd_persistence_sqlalchemy.core.model_mapper import FieldTransformer as FieldTransformer
 from cqrs_ddd_persistence_sqlalchemy.core.model_mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.models import Base as Base
@@ -12,6 +15,7 @@ __all__ = [
     "Base",
     "FieldTransformer",
     "ModelMapper",
+    "SQLAlchemyEventStore",
     "SQLAlchemyRepository",
     "SQLAlchemyUnitOfWork",
 ]

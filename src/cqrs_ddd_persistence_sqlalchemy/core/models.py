@@ -11,13 +11,22 @@ import inspect
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Integer, MetaData
-from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy import (
+    DDL,
+    BigInteger,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_persistence_sqlalchemy.core.types import JSONValue, UTCDateTime
 
-__all__ = ["NAMING_CONVENTION", "Base"]
+__all__ = ["EVENTS_LOCK_KEY", "NAMING_CONVENTION", "Base", "EventModel"]
 
 #: Stable constraint names, so errors can be classified by constraint and
 #: migrations can refer to constraints by name.
@@ -93,3 +102,82 @@ def _owns_table(cls: type[Any], flag: str) -> bool:
     # Only the class that owns the table; subclasses in an inheritance hierarchy
     # share their parent's columns.
     return not any("__mapper__" in vars(base) for base in cls.__mro__[1:])
+
+
+# -- the event store's table -------------------------------------------------------------
+
+#: The advisory lock that orders appends and global reads on PostgreSQL (see
+#: ``event_store.py``): writers hold it shared until they commit, a reader takes it
+#: exclusively for an instant to learn which positions are final.
+EVENTS_LOCK_KEY = 0x637172735F657631  # "cqrs_ev1"
+
+
+class EventModel(Base):
+    """One stored event (the ``events`` table).
+
+    ``position`` is the global order, assigned by the database; ``(aggregate_id,
+    version)`` and ``event_id`` are unique. On PostgreSQL the position comes from
+    ``cqrs_events_next_position()``, which takes the shared advisory lock before
+    drawing from the sequence.
+    """
+
+    __tablename__ = "events"
+    __versioned__ = False
+    __timestamps__ = False
+    __table_args__ = (
+        UniqueConstraint("aggregate_id", "version"),
+        UniqueConstraint("event_id"),
+        Index("ix_events_aggregate_type_position", "aggregate_type", "position"),
+    )
+
+    position: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64))
+    event_type: Mapped[str] = mapped_column(String(200))
+    aggregate_id: Mapped[str] = mapped_column(String(200))
+    aggregate_type: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONValue())
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue())
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    schema_version: Mapped[int] = mapped_column(Integer, default=1)
+    correlation_id: Mapped[str | None] = mapped_column(String(200))
+    causation_id: Mapped[str | None] = mapped_column(String(200))
+    tenant_id: Mapped[str | None] = mapped_column(String(200), index=True)
+
+
+_EVENTS_NEXT_POSITION = f"""
+CREATE OR REPLACE FUNCTION cqrs_events_next_position() RETURNS bigint
+LANGUAGE sql VOLATILE AS $$
+    -- The lock is taken (in the FROM clause, so before nextval runs) and held until
+    -- the writing transaction ends.
+    SELECT nextval('events_position_seq')
+    FROM (SELECT pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY})) AS writer_lock
+$$
+"""
+
+_EVENTS_HORIZON = f"""
+CREATE OR REPLACE FUNCTION cqrs_events_horizon() RETURNS bigint
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    last bigint;
+BEGIN
+    -- Waits until no writer holds a position it has not committed (or rolled back).
+    PERFORM pg_advisory_lock({EVENTS_LOCK_KEY});
+    last := pg_sequence_last_value('events_position_seq');
+    PERFORM pg_advisory_unlock({EVENTS_LOCK_KEY});
+    RETURN coalesce(last, 0);
+END
+$$
+"""
+
+_EVENTS_DEFAULT = "ALTER TABLE events ALTER COLUMN position SET DEFAULT cqrs_events_next_position()"
+
+# One statement per DDL: asyncpg prepares each, and a prepared statement holds one.
+for _statement in (_EVENTS_NEXT_POSITION, _EVENTS_HORIZON, _EVENTS_DEFAULT):
+    event.listen(
+        EventModel.__table__,
+        "after_create",
+        DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )

@@ -5,29 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic_core import PydanticSerializationError, to_jsonable_python
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from cqrs_ddd_core.exceptions import SerializationError
+from cqrs_ddd_core.json import to_json_value
 
 __all__ = ["JSONValue", "UTCDateTime", "to_json_value"]
-
-
-def to_json_value(value: Any, *, what: str = "value") -> Any:
-    """Convert ``value`` to plain JSON data the way pydantic's JSON mode does.
-
-    datetime, date, UUID, Decimal, Enum, sets and pydantic models become JSON values.
-
-    Raises:
-        SerializationError: the value (or something inside it) has no JSON form.
-    """
-    try:
-        return to_jsonable_python(value)
-    except (PydanticSerializationError, TypeError, ValueError) as exc:
-        raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,0 +1,495 @@
+"""The SQLAlchemy event store: per-stream concurrency and a global order that never skips.
+
+Guarantees
+==========
+
+1. **Per-stream optimistic concurrency.** ``(aggregate_id, version)`` is unique. An
+   append whose version already exists, or whose stream is not at the
+   ``expected_version`` given, raises :class:`OptimisticConcurrencyError` from the
+   append itself, and nothing of that batch is stored. A duplicate ``event_id`` raises
+   :class:`DuplicateEventError` (a subclass). The unit of work stays usable.
+
+2. **A global order that never skips.** ``position`` is assigned by the database,
+   unique and increasing. A reader paging with :meth:`get_events_after` that has
+   returned position *p* never later finds a newly committed event below *p*.
+
+Why positions need care on PostgreSQL
+-------------------------------------
+A sequence hands out numbers when rows are inserted, but transactions commit in any
+order: writer A draws position 10, writer B draws 11 and commits first, a reader sees
+11 and moves its cursor past 10; A commits 10 a moment later and the reader never
+sees it. Serialising writers (a table lock until commit) fixes this but makes every
+writer wait for every other writer's commit.
+
+This store turns it around: **writers share, readers wait.** Every position is drawn
+by ``cqrs_events_next_position()`` (the column default, so every insert path obeys
+it), which first takes a *shared* transaction-level advisory lock; writers never
+block each other. Before reading a page, a reader calls ``cqrs_events_horizon()``,
+which takes the same lock *exclusively* for an instant: that waits until every writer
+that holds a drawn position has committed or rolled back, reads the sequence's last
+value *h* and releases the lock. Every position up to *h* is then final, and any
+position drawn afterwards is above *h*, so the page (``position > p AND position <=
+h``, read in a new statement, hence a new snapshot) can never be overtaken. The
+price is paid by readers (they wait for in-flight appends to finish) and, briefly,
+by writers that arrive while a reader waits; an append holds no lock against other
+appends. Readers must use READ COMMITTED (PostgreSQL's default), so that the page
+query sees what committed while the horizon was computed.
+
+On SQLite a writing transaction holds the database's write lock from its first
+insert to its commit, so positions are drawn and committed in the same order and the
+horizon is simply the last position.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Integer,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cqrs_ddd_core.exceptions import (
+    DuplicateEventError,
+    OptimisticConcurrencyError,
+)
+from cqrs_ddd_core.json import dumps
+from cqrs_ddd_core.ports.event_store import (
+    ExpectedVersion,
+    IEventStore,
+    StoredEvent,
+    check_batch,
+)
+from cqrs_ddd_core.ports.unit_of_work import UnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.core.models import EventModel
+from cqrs_ddd_persistence_sqlalchemy.core.query import compile_specification
+from cqrs_ddd_persistence_sqlalchemy.core.uow import SQLAlchemyUnitOfWork
+from cqrs_ddd_specifications import Specification
+
+__all__ = ["SQLAlchemyEventStore"]
+
+_TABLE = cast("Table", EventModel.__table__)
+_C = _TABLE.c
+# Columns in the order reads select them, with the StoredEvent field each fills.
+_READ_COLUMNS = (
+    ("position", _C.position),
+    ("event_id", _C.event_id),
+    ("event_type", _C.event_type),
+    ("aggregate_id", _C.aggregate_id),
+    ("aggregate_type", _C.aggregate_type),
+    ("version", _C.version),
+    ("payload", _C.payload),
+    ("metadata", _C.metadata),
+    ("occurred_at", _C.occurred_at),
+    ("schema_version", _C.schema_version),
+    ("correlation_id", _C.correlation_id),
+    ("causation_id", _C.causation_id),
+    ("tenant_id", _C.tenant_id),
+)
+_FIELDS = tuple(name for name, _ in _READ_COLUMNS)
+_SELECT = select(*(col for _, col in _READ_COLUMNS))
+# StoredEvent field names that differ from the model's attribute names.
+_FIELD_ALIASES = {"metadata": "metadata_"}
+
+# One statement for a whole batch on PostgreSQL: the rows travel as one array per
+# column, so the statement (and its prepared plan) is the same for every batch size.
+_PG_INSERT = text(
+    """
+    INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,
+                        payload, metadata, occurred_at, schema_version,
+                        correlation_id, causation_id, tenant_id)
+    SELECT event_id, event_type, aggregate_id, aggregate_type, version,
+           payload::jsonb, metadata::jsonb, occurred_at, schema_version,
+           correlation_id, causation_id, tenant_id
+    FROM unnest(:event_id, :event_type, :aggregate_id, :aggregate_type, :version,
+                :payload, :metadata, :occurred_at, :schema_version,
+                :correlation_id, :causation_id, :tenant_id)
+         AS batch(event_id, event_type, aggregate_id, aggregate_type, version,
+                  payload, metadata, occurred_at, schema_version,
+                  correlation_id, causation_id, tenant_id)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id, position
+    """
+).bindparams(
+    bindparam("event_id", type_=ARRAY(Text)),
+    bindparam("event_type", type_=ARRAY(Text)),
+    bindparam("aggregate_id", type_=ARRAY(Text)),
+    bindparam("aggregate_type", type_=ARRAY(Text)),
+    bindparam("version", type_=ARRAY(Integer)),
+    bindparam("payload", type_=ARRAY(Text)),
+    bindparam("metadata", type_=ARRAY(Text)),
+    bindparam("occurred_at", type_=ARRAY(DateTime(timezone=True))),
+    bindparam("schema_version", type_=ARRAY(Integer)),
+    bindparam("correlation_id", type_=ARRAY(Text)),
+    bindparam("causation_id", type_=ARRAY(Text)),
+    bindparam("tenant_id", type_=ARRAY(Text)),
+)
+_PG_HORIZON = text("SELECT cqrs_events_horizon()")
+_INSERT_COLUMNS = (
+    "event_id",
+    "event_type",
+    "aggregate_id",
+    "aggregate_type",
+    "version",
+    "payload",
+    "metadata",
+    "occurred_at",
+    "schema_version",
+    "correlation_id",
+    "causation_id",
+    "tenant_id",
+)
+_OCCURRED_AT = _INSERT_COLUMNS.index("occurred_at")
+_SQLITE_MAX_ROWS = 2000  # 12 parameters a row; SQLite allows 32766 per statement
+
+
+class SQLAlchemyEventStore(IEventStore):
+    """Appends and reads events in the ``events`` table through an ``AsyncSession``.
+
+    The store works in its session's transaction and never commits: give it the
+    session of the unit of work (``SQLAlchemyEventStore(session)``), or pass ``uow=``
+    to any method to use that unit of work's session instead, so events commit
+    atomically with the aggregate and the outbox.
+    """
+
+    def __init__(self, session: AsyncSession | None = None) -> None:
+        if session is not None and not isinstance(session, AsyncSession):
+            raise TypeError(
+                f"SQLAlchemyEventStore takes an AsyncSession, got {type(session).__name__}"
+            )
+        self._default_session = session
+
+    def _session(self, uow: UnitOfWork | None) -> AsyncSession:
+        if uow is not None:
+            if not isinstance(uow, SQLAlchemyUnitOfWork):
+                raise TypeError(f"uow must be a SQLAlchemyUnitOfWork, got {type(uow).__name__}")
+            return uow.session
+        if self._default_session is None:
+            raise TypeError("this event store has no session: pass uow= or construct it with one")
+        return self._default_session
+
+    # -- appending --------------------------------------------------------------
+
+    async def append(
+        self,
+        event: StoredEvent,
+        *,
+        expected_version: ExpectedVersion | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> StoredEvent:
+        """Append one event; return it with its ``position``.
+
+        Raises:
+            OptimisticConcurrencyError: the stream already has this version, or is
+                not at ``expected_version``.
+            DuplicateEventError: an event with this ``event_id`` is already stored.
+        """
+        return (await self.append_batch([event], expected_version=expected_version, uow=uow))[0]
+
+    async def append_batch(
+        self,
+        events: Sequence[StoredEvent],
+        *,
+        expected_version: ExpectedVersion | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Append events atomically in one round-trip; return them with their positions.
+
+        ``expected_version`` is the version each stream must have before the batch (0:
+        no events yet): one number for every stream of the batch, or a mapping from
+        aggregate id to version. It is checked before anything is written.
+
+        Raises:
+            OptimisticConcurrencyError: a stream moved on; nothing of the batch is stored.
+            DuplicateEventError: an ``event_id`` is already stored (or twice in the batch).
+            InvalidEventError: the batch is inconsistent (e.g. a stream's versions are
+                not consecutive, or ``expected_version`` does not fit the batch).
+            SerializationError: a payload or metadata value has no JSON form.
+        """
+        session = self._session(uow)
+        batch = list(events)
+        if not batch:
+            return []
+        streams = check_batch(batch, expected_version)
+        rows = _rows(batch)
+        if expected_version is not None:
+            await self._check_expected(session, streams, expected_version)
+        if session.get_bind().dialect.name == "postgresql":
+            returned = await self._insert_postgresql(session, rows)
+            if len(returned) != len(batch):
+                # Something of the batch already existed (ON CONFLICT skipped it): take
+                # back what went in, so the batch is all or nothing and the transaction
+                # stays usable, then explain.
+                inserted = [position for _, position in returned]
+                if inserted:
+                    await session.execute(delete(_TABLE).where(_C.position.in_(inserted)))
+                await self._raise_conflict(session, batch)
+        else:
+            try:
+                returned = await self._insert_sqlite(session, rows)
+            except IntegrityError as exc:
+                # One multi-row statement: SQLite undid all of it, the transaction
+                # goes on.
+                if getattr(exc.orig, "sqlite_errorname", None) != "SQLITE_CONSTRAINT_UNIQUE":
+                    raise
+                await self._raise_conflict(session, batch, cause=exc)
+        positions = dict(returned)
+        return [
+            StoredEvent.from_storage({**event.__dict__, "position": positions[event.event_id]})
+            for event in batch
+        ]
+
+    async def _insert_postgresql(
+        self, session: AsyncSession, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[str, int]]:
+        columns = {name: [row[i] for row in rows] for i, name in enumerate(_INSERT_COLUMNS)}
+        result = await session.execute(_PG_INSERT, columns)
+        return [(event_id, position) for event_id, position in result]
+
+    async def _insert_sqlite(
+        self, session: AsyncSession, rows: list[tuple[Any, ...]]
+    ) -> list[tuple[str, int]]:
+        connection = await session.connection()
+        returned: list[tuple[str, int]] = []
+        for start in range(0, len(rows), _SQLITE_MAX_ROWS):
+            chunk = rows[start : start + _SQLITE_MAX_ROWS]
+            params = tuple(
+                _sqlite_timestamp(value) if i == _OCCURRED_AT else value
+                for row in chunk
+                for i, value in enumerate(row)
+            )
+            result = await connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), params)
+            returned.extend((row[0], row[1]) for row in cast("Any", result))
+        return returned
+
+    async def _check_expected(
+        self,
+        session: AsyncSession,
+        streams: Mapping[str, tuple[int, int]],
+        expected: ExpectedVersion,
+    ) -> None:
+        current = await self._stream_versions(session, streams)
+        for aggregate_id in streams:
+            want = expected if isinstance(expected, int) else expected.get(aggregate_id)
+            if want is None:
+                continue
+            actual = current.get(aggregate_id, 0)
+            if actual != want:
+                raise OptimisticConcurrencyError(
+                    f"stream {aggregate_id!r} is at version {actual}, expected {want}",
+                    aggregate_id=aggregate_id,
+                    expected_version=want,
+                    actual_version=actual,
+                )
+
+    async def _stream_versions(
+        self, session: AsyncSession, aggregate_ids: Iterable[str]
+    ) -> dict[str, int]:
+        stmt = (
+            select(_C.aggregate_id, func.max(_C.version))
+            .where(_C.aggregate_id.in_(list(aggregate_ids)))
+            .group_by(_C.aggregate_id)
+        )
+        return {row[0]: row[1] for row in await session.execute(stmt)}
+
+    async def _raise_conflict(
+        self,
+        session: AsyncSession,
+        batch: list[StoredEvent],
+        cause: BaseException | None = None,
+    ) -> None:
+        """Find what of ``batch`` is already stored and raise the matching error."""
+        existing = set(
+            await session.scalars(
+                select(_C.event_id).where(_C.event_id.in_([e.event_id for e in batch]))
+            )
+        )
+        duplicates = [e.event_id for e in batch if e.event_id in existing]
+        if duplicates:
+            raise DuplicateEventError(duplicates, aggregate_id=batch[0].aggregate_id) from cause
+        current = await self._stream_versions(session, {e.aggregate_id for e in batch})
+        for event in batch:
+            actual = current.get(event.aggregate_id, 0)
+            if actual >= event.version:
+                raise OptimisticConcurrencyError(
+                    f"stream {event.aggregate_id!r} already has version {event.version} "
+                    f"(it is at version {actual})",
+                    aggregate_id=event.aggregate_id,
+                    expected_version=event.version - 1,
+                    actual_version=actual,
+                ) from cause
+        # Not explained by what this transaction can see (e.g. a conflicting append
+        # that committed between the insert and this check has since been undone).
+        raise OptimisticConcurrencyError(
+            f"the batch for {batch[0].aggregate_id!r} conflicts with a concurrent append",
+            aggregate_id=batch[0].aggregate_id,
+        ) from cause
+
+    # -- reading -----------------------------------------------------------------
+
+    def _where(self, session: AsyncSession, stmt: Select[Any], spec: Specification | None) -> Any:
+        if spec is None:
+            return stmt
+        dialect = session.get_bind().dialect.name
+        return stmt.where(_compile(spec, dialect))
+
+    async def _fetch(self, session: AsyncSession, stmt: Select[Any]) -> list[StoredEvent]:
+        result = await session.execute(stmt)
+        return [StoredEvent.from_storage(dict(zip(_FIELDS, row, strict=True))) for row in result]
+
+    async def get_events(
+        self,
+        aggregate_id: str,
+        after_version: int = 0,
+        *,
+        specification: Specification | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Return the stream of ``aggregate_id`` after ``after_version``, in version order."""
+        session = self._session(uow)
+        stmt = _SELECT.where(_C.aggregate_id == aggregate_id, _C.version > after_version)
+        stmt = self._where(session, stmt, specification).order_by(_C.version)
+        return await self._fetch(session, stmt)
+
+    async def get_by_aggregate(
+        self,
+        aggregate_id: str,
+        aggregate_type: str | None = None,
+        *,
+        specification: Specification | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Return every event of an aggregate (optionally of one type), in version order."""
+        session = self._session(uow)
+        stmt = _SELECT.where(_C.aggregate_id == aggregate_id)
+        if aggregate_type is not None:
+            stmt = stmt.where(_C.aggregate_type == aggregate_type)
+        stmt = self._where(session, stmt, specification).order_by(_C.version)
+        return await self._fetch(session, stmt)
+
+    async def get_all(
+        self, *, specification: Specification | None = None, uow: UnitOfWork | None = None
+    ) -> list[StoredEvent]:
+        """Return every event in global order. Prefer paging for large stores."""
+        session = self._session(uow)
+        stmt = self._where(session, _SELECT, specification).order_by(_C.position)
+        return await self._fetch(session, stmt)
+
+    async def get_events_after(
+        self,
+        position: int,
+        limit: int = 1000,
+        *,
+        specification: Specification | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> list[StoredEvent]:
+        """Return up to ``limit`` events with a position above ``position``, in order.
+
+        Positions returned are final: no event committed later can appear below
+        them (see the module documentation).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ValueError(f"limit must be a positive int, got {limit!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"position must be an int >= 0, got {position!r}")
+        session = self._session(uow)
+        stmt = _SELECT.where(_C.position > position)
+        if session.get_bind().dialect.name == "postgresql":
+            horizon = int((await session.execute(_PG_HORIZON)).scalar_one())
+            if horizon <= position:
+                return []
+            stmt = stmt.where(_C.position <= horizon)
+        stmt = self._where(session, stmt, specification).order_by(_C.position).limit(limit)
+        return await self._fetch(session, stmt)
+
+    async def get_events_from_position(
+        self,
+        position: int = 0,
+        batch_size: int = 1000,
+        *,
+        specification: Specification | None = None,
+        uow: UnitOfWork | None = None,
+    ) -> AsyncIterator[StoredEvent]:
+        """Return an async iterator over the events after ``position``.
+
+        It reads ``batch_size`` events at a time with :meth:`get_events_after`, so
+        memory stays bounded, and stops at the end of the store as it was when the
+        last page was read.
+        """
+        # Validate now, not on the first iteration.
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        self._session(uow)
+
+        async def pages() -> AsyncIterator[StoredEvent]:
+            cursor = position
+            while True:
+                page = await self.get_events_after(
+                    cursor, batch_size, specification=specification, uow=uow
+                )
+                for event in page:
+                    yield event
+                if len(page) < batch_size:
+                    return
+                cursor = cast("int", page[-1].position)
+
+        return pages()
+
+    async def get_latest_position(self, *, uow: UnitOfWork | None = None) -> int:
+        """Return the highest committed position visible to this session (0 if none)."""
+        session = self._session(uow)
+        return int(await session.scalar(select(func.coalesce(func.max(_C.position), 0))) or 0)
+
+
+def _compile(spec: Specification, dialect: str) -> ColumnElement[bool]:
+    return compile_specification(spec, EventModel, dialect, aliases=_FIELD_ALIASES)
+
+
+def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
+    """The batch as insert parameters, in ``_INSERT_COLUMNS`` order, JSON encoded."""
+    return [
+        (
+            event.event_id,
+            event.event_type,
+            event.aggregate_id,
+            event.aggregate_type,
+            event.version,
+            dumps(event.payload, what=f"payload of event {event.event_id!r}"),
+            dumps(event.metadata, what=f"metadata of event {event.event_id!r}"),
+            event.occurred_at,
+            event.schema_version,
+            event.correlation_id,
+            event.causation_id,
+            event.tenant_id,
+        )
+        for event in batch
+    ]
+
+
+def _sqlite_timestamp(value: datetime) -> str:
+    # The text form SQLAlchemy's DateTime uses on SQLite, in UTC (see UTCDateTime).
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert_sql(rows: int) -> str:
+    values = ", ".join(["(" + ", ".join(["?"] * len(_INSERT_COLUMNS)) + ")"] * rows)
+    return (
+        f"INSERT INTO events ({', '.join(_INSERT_COLUMNS)}) VALUES {values} "
+        "RETURNING event_id, position"
+    )

@@ -1,0 +1,280 @@
+"""The event store contract, run on the in-memory, SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cqrs_ddd_core.adapters import InMemoryEventStore
+from cqrs_ddd_core.exceptions import (
+    DuplicateEventError,
+    InvalidEventError,
+    OptimisticConcurrencyError,
+    SerializationError,
+)
+from cqrs_ddd_core.ports.event_store import IEventStore, StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyEventStore
+from cqrs_ddd_specifications import SpecificationBuilder
+
+
+@dataclass
+class Store:
+    """An event store under test and how to make its writes durable."""
+
+    store: IEventStore
+    commit: Callable[[], Awaitable[None]]
+
+
+def event(aggregate_id: str, version: int, **fields: Any) -> StoredEvent:
+    values: dict[str, Any] = {
+        "event_type": "OrderCreated" if version == 1 else "OrderChanged",
+        "aggregate_id": aggregate_id,
+        "aggregate_type": "Order",
+        "version": version,
+        "payload": {"n": version},
+    }
+    values.update(fields)
+    return StoredEvent(**values)
+
+
+class Colour(enum.Enum):
+    RED = "red"
+
+
+class Money(BaseModel):
+    amount: Decimal
+    currency: str
+
+
+class EventStoreContract:
+    """Behaviour every event store shares. Subclasses provide ``env``."""
+
+    @pytest.fixture
+    async def env(self) -> Store:
+        raise NotImplementedError
+
+    async def test_append_assigns_increasing_positions(self, env: Store) -> None:
+        first = await env.store.append(event("a", 1))
+        batch = await env.store.append_batch([event("b", 1), event("a", 2), event("b", 2)])
+        await env.commit()
+        positions = [first.position, *(e.position for e in batch)]
+        assert all(isinstance(p, int) for p in positions)
+        assert positions == sorted(positions)
+        assert len(set(positions)) == 4
+        assert await env.store.get_latest_position() == positions[-1]
+        stored = await env.store.get_all()
+        assert [e.event_id for e in stored] == [first.event_id, *(e.event_id for e in batch)]
+        assert [e.position for e in stored] == positions
+
+    async def test_streams_are_read_in_version_order(self, env: Store) -> None:
+        await env.store.append_batch([event("a", 1), event("b", 1)])
+        await env.store.append_batch([event("a", 2), event("a", 3)])
+        await env.commit()
+        assert [e.version for e in await env.store.get_events("a")] == [1, 2, 3]
+        assert [e.version for e in await env.store.get_events("a", after_version=1)] == [2, 3]
+        assert await env.store.get_events("a", after_version=3) == []
+        assert await env.store.get_events("nobody") == []
+
+    async def test_get_by_aggregate_filters_on_the_type(self, env: Store) -> None:
+        await env.store.append_batch(
+            [event("x", 1, aggregate_type="Order"), event("x", 2, aggregate_type="Order")]
+        )
+        await env.commit()
+        assert len(await env.store.get_by_aggregate("x")) == 2
+        assert len(await env.store.get_by_aggregate("x", aggregate_type="Order")) == 2
+        assert await env.store.get_by_aggregate("x", aggregate_type="Invoice") == []
+
+    async def test_an_existing_version_is_a_conflict_and_nothing_of_the_batch_is_stored(
+        self, env: Store
+    ) -> None:
+        await env.store.append_batch([event("a", 1), event("a", 2)])
+        await env.commit()
+        with pytest.raises(OptimisticConcurrencyError) as caught:
+            await env.store.append_batch([event("b", 1), event("a", 2), event("a", 3)])
+        assert caught.value.aggregate_id == "a"
+        assert caught.value.actual_version == 2
+        # The store is still usable and holds nothing of the failed batch.
+        await env.store.append(event("c", 1))
+        await env.commit()
+        assert await env.store.get_events("b") == []
+        assert [e.version for e in await env.store.get_events("a")] == [1, 2]
+        assert [e.aggregate_id for e in await env.store.get_all()] == ["a", "a", "c"]
+
+    async def test_a_duplicate_event_id_is_rejected_never_dropped(self, env: Store) -> None:
+        original = await env.store.append(event("a", 1))
+        await env.commit()
+        with pytest.raises(DuplicateEventError) as caught:
+            await env.store.append_batch([event("b", 1), event("c", 1, event_id=original.event_id)])
+        assert caught.value.event_ids == (original.event_id,)
+        assert isinstance(caught.value, OptimisticConcurrencyError)
+        with pytest.raises(DuplicateEventError):
+            await env.store.append_batch([event("d", 1, event_id="x"), event("e", 1, event_id="x")])
+        await env.commit()
+        assert [e.aggregate_id for e in await env.store.get_all()] == ["a"]
+
+    async def test_expected_version_is_checked_before_anything_is_written(self, env: Store) -> None:
+        await env.store.append(event("a", 1), expected_version=0)
+        await env.store.append_batch([event("a", 2), event("a", 3)], expected_version=1)
+        await env.store.append_batch(
+            [event("a", 4), event("b", 1)], expected_version={"a": 3, "b": 0}
+        )
+        await env.commit()
+        with pytest.raises(OptimisticConcurrencyError) as caught:
+            await env.store.append(event("b", 1, event_id="b-again"), expected_version=0)
+        assert (caught.value.aggregate_id, caught.value.expected_version) == ("b", 0)
+        assert caught.value.actual_version == 1
+        with pytest.raises(OptimisticConcurrencyError):
+            await env.store.append_batch(
+                [event("c", 1), event("a", 4, event_id="a4-again")],
+                expected_version={"a": 3, "c": 0},
+            )
+        await env.commit()
+        assert await env.store.get_events("c") == []
+        assert [e.version for e in await env.store.get_events("a")] == [1, 2, 3, 4]
+
+    async def test_inconsistent_batches_are_refused(self, env: Store) -> None:
+        with pytest.raises(InvalidEventError, match="consecutive"):
+            await env.store.append_batch([event("a", 1), event("a", 3)])
+        with pytest.raises(InvalidEventError, match="must start at version 3"):
+            await env.store.append(event("a", 1), expected_version=2)
+        with pytest.raises(TypeError, match="StoredEvent"):
+            await env.store.append_batch([{"aggregate_id": "a"}])  # type: ignore[list-item]
+        await env.commit()
+        assert await env.store.get_all() == []
+
+    async def test_paging_after_a_position(self, env: Store) -> None:
+        appended = await env.store.append_batch([event(f"s{i}", 1) for i in range(25)])
+        await env.commit()
+        seen: list[StoredEvent] = []
+        position = 0
+        while True:
+            batch = await env.store.get_events_after(position, limit=10)
+            if not batch:
+                break
+            seen.extend(batch)
+            position = batch[-1].position or 0
+        assert [e.event_id for e in seen] == [e.event_id for e in appended]
+        streamed = [e async for e in await env.store.get_events_from_position(0, batch_size=7)]
+        assert [e.event_id for e in streamed] == [e.event_id for e in appended]
+        middle = appended[11].position or 0
+        rest = [e async for e in await env.store.get_events_from_position(middle, batch_size=5)]
+        assert [e.event_id for e in rest] == [e.event_id for e in appended[12:]]
+
+    async def test_bad_paging_arguments_are_refused(self, env: Store) -> None:
+        with pytest.raises(ValueError, match="limit"):
+            await env.store.get_events_after(0, limit=0)
+        with pytest.raises(ValueError, match="position"):
+            await env.store.get_events_after(-1)
+        with pytest.raises(ValueError, match="batch_size"):
+            await env.store.get_events_from_position(0, batch_size=0)
+
+    async def test_reads_take_a_specification(self, env: Store) -> None:
+        await env.store.append_batch(
+            [
+                event("a", 1, tenant_id="t1"),
+                event("a", 2, tenant_id="t2"),
+                event("b", 1, tenant_id="t1"),
+            ]
+        )
+        await env.commit()
+        tenant = SpecificationBuilder().where("tenant_id", "eq", "t1").build()
+        assert [
+            (e.aggregate_id, e.version) for e in await env.store.get_all(specification=tenant)
+        ] == [
+            ("a", 1),
+            ("b", 1),
+        ]
+        assert [e.version for e in await env.store.get_events("a", specification=tenant)] == [1]
+        after = await env.store.get_events_after(0, specification=tenant)
+        assert [e.aggregate_id for e in after] == ["a", "b"]
+        by_user = SpecificationBuilder().where("metadata.user", "eq", "ann").build()
+        await env.store.append(event("c", 1, metadata={"user": "ann"}))
+        await env.commit()
+        assert [e.aggregate_id for e in await env.store.get_all(specification=by_user)] == ["c"]
+
+    async def test_values_round_trip_faithfully(self, env: Store) -> None:
+        eastern = timezone(timedelta(hours=-5))
+        occurred = datetime(2024, 3, 1, 7, 30, 15, 123456, tzinfo=eastern)
+        ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
+        original = event(
+            "a",
+            1,
+            payload={
+                "when": datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC),
+                "day": date(2024, 1, 2),
+                "id": ident,
+                "amount": Decimal("12.50"),
+                "colour": Colour.RED,
+                "price": Money(amount=Decimal("9.99"), currency="EUR"),
+                "tags": ("x", "y"),
+                "nested": {"deep": [1, 2.5, None, True]},
+            },
+            metadata={"user_id": "user-123", "ip": "10.0.0.1"},
+            occurred_at=occurred,
+            schema_version=3,
+            correlation_id="corr-1",
+            causation_id="cause-1",
+            tenant_id="tenant-9",
+        )
+        await env.store.append(original)
+        await env.commit()
+        (stored,) = await env.store.get_events("a")
+        assert stored.occurred_at == occurred
+        assert stored.occurred_at.tzinfo is not None
+        assert stored.occurred_at.utcoffset() == timedelta(0)
+        assert stored.payload == {
+            "when": "2024-01-02T03:04:05Z",
+            "day": "2024-01-02",
+            "id": str(ident),
+            "amount": "12.50",
+            "colour": "red",
+            "price": {"amount": "9.99", "currency": "EUR"},
+            "tags": ["x", "y"],
+            "nested": {"deep": [1, 2.5, None, True]},
+        }
+        assert stored.metadata == {"user_id": "user-123", "ip": "10.0.0.1"}
+        assert (stored.schema_version, stored.correlation_id, stored.causation_id) == (
+            3,
+            "corr-1",
+            "cause-1",
+        )
+        assert (stored.tenant_id, stored.event_type, stored.aggregate_type) == (
+            "tenant-9",
+            "OrderCreated",
+            "Order",
+        )
+
+    async def test_an_unencodable_payload_is_refused_and_nothing_is_written(
+        self, env: Store
+    ) -> None:
+        with pytest.raises(SerializationError, match="payload of event"):
+            await env.store.append_batch([event("a", 1), event("b", 1, payload={"x": object()})])
+        await env.commit()
+        assert await env.store.get_all() == []
+
+
+class TestInMemoryEventStore(EventStoreContract):
+    pytestmark = pytest.mark.memory
+
+    @pytest.fixture
+    async def env(self) -> Store:
+        async def commit() -> None:
+            return None
+
+        return Store(InMemoryEventStore(), commit)
+
+
+class TestSQLAlchemyEventStore(EventStoreContract):
+    @pytest.fixture
+    async def env(self, session_factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[Store]:
+        async with session_factory() as session:
+            yield Store(SQLAlchemyEventStore(session), session.commit)

@@ -1,0 +1,156 @@
+"""What is particular to SQLAlchemyEventStore: transactions, and concurrency on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from sample_domain import Counter, CounterModel
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from cqrs_ddd_core.exceptions import OptimisticConcurrencyError, UnitOfWorkError
+from cqrs_ddd_core.ports.event_store import StoredEvent
+from cqrs_ddd_persistence_sqlalchemy.core import (
+    SQLAlchemyEventStore,
+    SQLAlchemyRepository,
+    SQLAlchemyUnitOfWork,
+)
+
+counters = SQLAlchemyRepository(entity_cls=Counter, db_model_cls=CounterModel)
+
+
+def event(aggregate_id: str, version: int) -> StoredEvent:
+    return StoredEvent(
+        event_type="Incremented",
+        aggregate_id=aggregate_id,
+        aggregate_type="Counter",
+        version=version,
+        payload={"by": 1},
+    )
+
+
+async def test_events_commit_and_roll_back_with_the_aggregate(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    store = SQLAlchemyEventStore()
+
+    class AbortError(Exception):
+        pass
+
+    with pytest.raises(AbortError):
+        async with SQLAlchemyUnitOfWork(session_factory) as uow:
+            await counters.add(Counter(id="c-1"), uow=uow)
+            await store.append(event("c-1", 1), uow=uow)
+            raise AbortError
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        assert await store.get_all(uow=uow) == []
+        assert await counters.get("c-1", uow=uow) is None
+
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await counters.add(Counter(id="c-1"), uow=uow)
+        await store.append(event("c-1", 1), uow=uow)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        assert [e.version for e in await store.get_events("c-1", uow=uow)] == [1]
+        assert await counters.get("c-1", uow=uow) is not None
+
+
+async def test_the_store_needs_a_session_or_a_live_unit_of_work(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    with pytest.raises(TypeError, match="pass uow="):
+        await SQLAlchemyEventStore().get_all()
+    with pytest.raises(TypeError, match="AsyncSession"):
+        SQLAlchemyEventStore("not a session")  # type: ignore[arg-type]
+    with pytest.raises(UnitOfWorkError, match="not been entered"):
+        await SQLAlchemyEventStore().get_all(uow=SQLAlchemyUnitOfWork(session_factory))
+
+
+async def test_writes_are_invisible_to_others_until_committed(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as writer, session_factory() as reader:
+        await SQLAlchemyEventStore(writer).append(event("a", 1))
+        assert await SQLAlchemyEventStore(reader).get_all() == []
+        await reader.rollback()
+        await writer.commit()
+        assert len(await SQLAlchemyEventStore(reader).get_all()) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_concurrent_append_of_the_same_version_is_a_conflict(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as first, session_factory() as second:
+        await SQLAlchemyEventStore(first).append(event("a", 1))
+        # The second append waits for the first transaction to finish...
+        racing = asyncio.create_task(SQLAlchemyEventStore(second).append(event("a", 1)))
+        await asyncio.sleep(0.2)
+        assert not racing.done()
+        await first.commit()
+        # ...and then finds the version taken.
+        with pytest.raises(OptimisticConcurrencyError) as caught:
+            await racing
+        assert caught.value.actual_version == 1
+        # Its transaction is still usable.
+        await SQLAlchemyEventStore(second).append(event("a", 2))
+        await second.commit()
+    async with session_factory() as session:
+        assert [e.version for e in await SQLAlchemyEventStore(session).get_events("a")] == [1, 2]
+
+
+WRITERS = 4
+TRANSACTIONS = 40
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_reader_never_skips_an_event_committed_late(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """4 writers commit small batches in random order; a paging reader sees each once."""
+    rng = random.Random()
+    written: list[str] = []
+    done = asyncio.Event()
+
+    async def writer(w: int) -> None:
+        for t in range(TRANSACTIONS):
+            async with session_factory() as session:
+                size = rng.randint(1, 3)
+                batch = [event(f"w{w}-t{t}", v) for v in range(1, size + 1)]
+                await SQLAlchemyEventStore(session).append_batch(batch)
+                # Hold the drawn positions uncommitted for a while, so that later
+                # positions of other writers commit first.
+                await asyncio.sleep(rng.random() * 0.01)
+                await session.commit()
+                written.extend(e.event_id for e in batch)
+
+    seen: list[StoredEvent] = []
+
+    async def reader() -> None:
+        position = 0
+        async with session_factory() as session:
+            store = SQLAlchemyEventStore(session)
+            while True:
+                finished = done.is_set()
+                page = await store.get_events_after(position, limit=7)
+                await session.rollback()  # end the read transaction between pages
+                seen.extend(page)
+                if page:
+                    position = page[-1].position or 0
+                elif finished:
+                    return
+                else:
+                    await asyncio.sleep(0.001)
+
+    reading = asyncio.create_task(reader())
+    await asyncio.gather(*(writer(w) for w in range(WRITERS)))
+    done.set()
+    await reading
+
+    positions = [e.position for e in seen]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions)
+    assert sorted(e.event_id for e in seen) == sorted(written)
+    assert len(written) >= WRITERS * TRANSACTIONS
