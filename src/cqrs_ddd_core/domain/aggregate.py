@@ -78,21 +78,37 @@ class AggregateRoot(BaseModel, Generic[IdT]):
     def apply(self, event: DomainEvent) -> None:
         """Replay a stored event onto this aggregate (event-sourced reconstitution).
 
-        Calls the handler named after the event class, ``on_<snake_case name>``
-        (``OrderCreated`` → ``on_order_created(event)``), then advances ``version``
-        to the event's version (or by one when the event has none). Replayed events
-        are not recorded again.
+        Calls the first handler found for the event class, named after it in snake
+        case: ``on_order_created(event)``, ``apply_order_created(event)`` or
+        ``when_order_created(event)`` for ``OrderCreated``. Without a handler, the
+        event's own fields that this aggregate also declares are copied onto it
+        (``OrderCreated(customer_id=..., total=...)`` sets ``customer_id`` and
+        ``total``). Then ``version`` advances to the event's version, or by one when
+        the event has none. Replayed events are not recorded again.
 
         Raises:
-            DomainError: this aggregate has no handler for the event.
+            DomainError: no handler exists and the event has no field to copy.
         """
-        name = "on_" + _CAMEL.sub("_", type(event).__name__).lower()
-        handler = getattr(self, name, None)
-        if handler is None or not callable(handler):
-            raise DomainError(
-                f"{type(self).__name__} has no handler {name}() for {type(event).__name__}"
-            )
-        handler(event)
+        snake = _CAMEL.sub("_", type(event).__name__).lower()
+        for prefix in ("on_", "apply_", "when_"):
+            handler = getattr(self, prefix + snake, None)
+            if callable(handler):
+                handler(event)
+                break
+        else:
+            own = set(DomainEvent.model_fields)
+            shared = [
+                name
+                for name in type(event).model_fields
+                if name not in own and name in type(self).model_fields and name != "id"
+            ]
+            if not shared:
+                raise DomainError(
+                    f"{type(self).__name__} cannot apply {type(event).__name__}: define "
+                    f"on_{snake}(event), or give the event fields the aggregate declares"
+                )
+            for name in shared:
+                setattr(self, name, getattr(event, name))
         set_version(self, event.version if event.version is not None else self.version + 1)
 
 
