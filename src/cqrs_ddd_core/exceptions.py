@@ -8,6 +8,7 @@ The tree::
         ├── OptimisticConcurrencyError    a stale version or an event stream that moved on
         │   └── DuplicateEventError       an event with that id is already stored
         ├── InvalidEventError             (also ValueError) events that cannot be appended
+        ├── ClaimLostError                an outbox message is claimed by another relay
         ├── EntityNotFoundError           (also LookupError) no entity with that id
         ├── UnitOfWorkError               (also RuntimeError) the unit of work was misused
         ├── PostCommitError               the commit succeeded, but callbacks after it failed
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 __all__ = [
+    "ClaimLostError",
     "CqrsDddError",
     "DomainError",
     "DuplicateEventError",
@@ -93,6 +95,24 @@ class DuplicateEventError(OptimisticConcurrencyError):
 
 class InvalidEventError(PersistenceError, ValueError):
     """Events that cannot be appended as given (e.g. a stream's versions out of order)."""
+
+
+class ClaimLostError(PersistenceError):
+    """Outbox messages are held by another relay's live claim; nothing was written for them.
+
+    This relay's lease ran out and another relay claimed the messages, which will
+    publish them again (delivery is at-least-once).
+
+    Attributes:
+        message_ids: the messages this relay could not write back.
+    """
+
+    def __init__(self, message_ids: Sequence[str]) -> None:
+        self.message_ids = tuple(message_ids)
+        super().__init__(
+            "claimed by another relay (this relay's lease ran out): "
+            + ", ".join(map(repr, self.message_ids))
+        )
 
 
 class EntityNotFoundError(PersistenceError, LookupError):

@@ -6,6 +6,10 @@ from cqrs_ddd_persistence_sqlalchemy.core.event_store import (
 from cqrs_ddd_persistence_sqlalchemy.core.model_mapper import FieldTransformer as FieldTransformer
 from cqrs_ddd_persistence_sqlalchemy.core.model_mapper import ModelMapper as ModelMapper
 from cqrs_ddd_persistence_sqlalchemy.core.models import Base as Base
+from cqrs_ddd_persistence_sqlalchemy.core.models import OutboxMessageModel as OutboxMessageModel
+from cqrs_ddd_persistence_sqlalchemy.core.outbox import (
+    SQLAlchemyOutboxStorage as SQLAlchemyOutboxStorage,
+)
 from cqrs_ddd_persistence_sqlalchemy.core.repository import (
     SQLAlchemyRepository as SQLAlchemyRepository,
 )
@@ -15,7 +19,9 @@ __all__ = [
     "Base",
     "FieldTransformer",
     "ModelMapper",
+    "OutboxMessageModel",
     "SQLAlchemyEventStore",
+    "SQLAlchemyOutboxStorage",
     "SQLAlchemyRepository",
     "SQLAlchemyUnitOfWork",
 ]

@@ -14,19 +14,32 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     DDL,
     BigInteger,
+    Enum,
     Index,
     Integer,
     MetaData,
     String,
+    Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.ports.outbox import OutboxStatus
 from cqrs_ddd_persistence_sqlalchemy.core.types import JSONValue, UTCDateTime
 
-__all__ = ["EVENTS_LOCK_KEY", "NAMING_CONVENTION", "Base", "EventModel"]
+__all__ = [
+    "EVENTS_LOCK_KEY",
+    "NAMING_CONVENTION",
+    "OUTBOX_CHANNEL",
+    "Base",
+    "EventModel",
+    "OutboxMessage",
+    "OutboxMessageModel",
+    "OutboxStatus",
+]
 
 #: Stable constraint names, so errors can be classified by constraint and
 #: migrations can refer to constraints by name.
@@ -178,6 +191,99 @@ _EVENTS_DEFAULT = "ALTER TABLE events ALTER COLUMN position SET DEFAULT cqrs_eve
 for _statement in (_EVENTS_NEXT_POSITION, _EVENTS_HORIZON, _EVENTS_DEFAULT):
     event.listen(
         EventModel.__table__,
+        "after_create",
+        DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )
+
+
+# -- the outbox's table ------------------------------------------------------------------
+
+#: The channel a PostgreSQL trigger notifies when messages are saved to the outbox.
+OUTBOX_CHANNEL = "cqrs_outbox"
+
+_DUE_STATES = ("pending", "failed")
+
+
+class OutboxMessage(Base):
+    """One outbox message (the ``outbox`` table); also exported as ``OutboxMessageModel``.
+
+    ``event_id`` holds the message id. A relay's claim is ``claimed_by`` plus a lease
+    ending at ``claimed_until``; ``next_attempt_at`` says when a pending or failed
+    message is due.
+    """
+
+    __tablename__ = "outbox"
+    __versioned__ = False
+    __timestamps__ = False
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_type: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONValue())
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue(), default=dict)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(
+            OutboxStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda statuses: [s.value for s in statuses],
+        ),
+        default=OutboxStatus.PENDING,
+    )
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utc_now)
+    ordering_key: Mapped[str | None] = mapped_column(String(200))
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        # What get_pending scans: only messages still to publish, so millions of
+        # published rows cost nothing.
+        Index(
+            "ix_outbox_due",
+            "next_attempt_at",
+            "created_at",
+            postgresql_where=text("status IN ('pending', 'failed')"),
+            sqlite_where=text("status IN ('pending', 'failed')"),
+        ),
+        Index(
+            "ix_outbox_ordering_key",
+            "ordering_key",
+            "created_at",
+            postgresql_where=text("ordering_key IS NOT NULL AND status IN ('pending', 'failed')"),
+            sqlite_where=text("ordering_key IS NOT NULL AND status IN ('pending', 'failed')"),
+        ),
+        Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=text("status = 'published'"),
+            sqlite_where=text("status = 'published'"),
+        ),
+    )
+
+
+#: The ORM model of the outbox, under a name that cannot be confused with the port's.
+OutboxMessageModel = OutboxMessage
+
+_OUTBOX_NOTIFY = f"""
+CREATE OR REPLACE FUNCTION cqrs_outbox_notify() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Delivered when the saving transaction commits, never before.
+    PERFORM pg_notify('{OUTBOX_CHANNEL}', '');
+    RETURN NULL;
+END
+$$
+"""
+_OUTBOX_TRIGGER = (
+    "CREATE TRIGGER cqrs_outbox_notify AFTER INSERT ON outbox "
+    "FOR EACH STATEMENT EXECUTE FUNCTION cqrs_outbox_notify()"
+)
+for _statement in (_OUTBOX_NOTIFY, _OUTBOX_TRIGGER):
+    event.listen(
+        OutboxMessage.__table__,
         "after_create",
         DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
