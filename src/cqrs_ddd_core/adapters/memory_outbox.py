@@ -152,7 +152,7 @@ class InMemoryOutboxStorage(IOutboxStorage):
             )
             row.claimed_by = row.claimed_until = None
 
-    async def mark_failed(self, message_id: str, error: str, *, uow: Any = None) -> None:
+    async def mark_failed(self, message_id: str, error: str, *, uow: Any = None) -> OutboxStatus:
         """Record a failed attempt: retried after a backoff, or dead after ``max_attempts``."""
         now = utc_now()
         rows, lost = self._writable([message_id], now)
@@ -170,6 +170,7 @@ class InMemoryOutboxStorage(IOutboxStorage):
             }
         )
         row.claimed_by = row.claimed_until = None
+        return row.message.status
 
     async def release(self, message_ids: Sequence[str], *, uow: Any = None) -> None:
         """End this owner's claims without an outcome."""

@@ -158,8 +158,8 @@ class IOutboxStorage(ABC):
         """
 
     @abstractmethod
-    async def mark_failed(self, message_id: str, error: str) -> None:
-        """Record a failed attempt; the message is retried later or dead-lettered."""
+    async def mark_failed(self, message_id: str, error: str) -> OutboxStatus:
+        """Record a failed attempt; return ``FAILED`` (retried later) or ``DEAD``."""
 
     @abstractmethod
     async def release(self, message_ids: Sequence[str]) -> None:

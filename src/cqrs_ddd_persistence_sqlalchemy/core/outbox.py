@@ -249,16 +249,17 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
 
     async def _write_back(
         self, session: AsyncSession, ids: list[str], values: dict[str, Any], now: datetime
-    ) -> None:
+    ) -> dict[str, str]:
+        """Apply ``values`` to the writable ones of ``ids``; return their new statuses."""
         stmt = (
             update(_TABLE)
             .where(_C.event_id.in_(ids), self._writable(now))
             .values(values)
-            .returning(_C.event_id)
+            .returning(_C.event_id, _C.status)
         )
-        written = set((await session.scalars(stmt)).all())
+        written = {row[0]: row[1] for row in await session.execute(stmt)}
         if len(written) == len(set(ids)):
-            return
+            return written
         missing = [i for i in dict.fromkeys(ids) if i not in written]
         existing = set(await session.scalars(select(_C.event_id).where(_C.event_id.in_(missing))))
         unknown = [i for i in missing if i not in existing]
@@ -298,8 +299,10 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
 
     async def mark_failed(
         self, message_id: str, error: str, *, uow: UnitOfWork | None = None
-    ) -> None:
+    ) -> OutboxStatus:
         """Record a failed attempt: retried after a backoff, or dead after ``max_attempts``.
+
+        Returns the message's new status, ``FAILED`` or ``DEAD``.
 
         Raises:
             ClaimLostError: another relay's live claim holds the message.
@@ -316,7 +319,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
             ),
             else_=now + policy.delay(policy.max_attempts),
         )
-        await self._write_back(
+        written = await self._write_back(
             self._session(uow),
             [message_id],
             {
@@ -332,6 +335,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
             },
             now,
         )
+        return OutboxStatus(written[message_id])
 
     async def release(self, message_ids: Sequence[str], *, uow: UnitOfWork | None = None) -> None:
         """End this owner's claims without an outcome; the messages are due again now."""

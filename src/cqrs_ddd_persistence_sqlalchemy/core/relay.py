@@ -1,0 +1,273 @@
+"""The outbox relay: claims due messages, publishes them, records the outcome.
+
+Each round is three short steps, so no database transaction stays open while a
+broker is slow:
+
+1. claim a batch in its own transaction and commit the claim;
+2. publish the messages, outside any transaction;
+3. mark them published or failed in a second transaction and commit.
+
+A relay that dies between 1 and 3 leaves claims that end with their lease; another
+relay then publishes those messages again. That is the only way a message is
+delivered twice, and only the dead relay's batch can be. Between rounds the relay
+waits with a growing poll interval, and on PostgreSQL it also LISTENs for the
+notification that the outbox table's trigger sends when messages are committed, so
+new messages are picked up within milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+
+from cqrs_ddd_core.exceptions import ClaimLostError
+from cqrs_ddd_core.ports.outbox import (
+    BatchPublisher,
+    MessagePublisher,
+    OutboxMessage,
+    OutboxStats,
+    OutboxStatus,
+    RetryPolicy,
+)
+from cqrs_ddd_persistence_sqlalchemy.core.models import OUTBOX_CHANNEL
+from cqrs_ddd_persistence_sqlalchemy.core.outbox import SQLAlchemyOutboxStorage
+
+__all__ = ["OutboxRelay", "RelayCounters"]
+
+logger = logging.getLogger("cqrs_ddd_persistence_sqlalchemy.relay")
+
+
+@dataclass(slots=True)
+class RelayCounters:
+    """What a relay has done since it started."""
+
+    published: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    claims_lost: int = 0
+    rounds: int = 0
+    by_type: dict[str, int] = field(default_factory=dict)
+
+
+class OutboxRelay:
+    """Moves outbox messages to a broker through a publisher.
+
+    Args:
+        engine: the database the outbox lives in.
+        publisher: a :class:`MessagePublisher` (``async publish(message)``) or a
+            :class:`BatchPublisher` (``async publish_batch(messages)`` returning one
+            outcome per message: ``None`` or the exception).
+        batch_size: messages claimed per round.
+        lease: how long a claim lasts; longer than a batch takes to publish.
+        retry: backoff and dead-lettering of failed messages.
+        poll_interval: the first wait when the outbox is empty; it doubles up to
+            ``max_poll_interval`` while nothing comes.
+        listen: on PostgreSQL, also wake up on the outbox trigger's NOTIFY.
+        owner: the relay's claim identity (unique by default).
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        publisher: MessagePublisher | BatchPublisher,
+        *,
+        batch_size: int = 100,
+        lease: timedelta = timedelta(seconds=30),
+        retry: RetryPolicy | None = None,
+        poll_interval: float = 0.2,
+        max_poll_interval: float = 5.0,
+        listen: bool = True,
+        owner: str | None = None,
+    ) -> None:
+        if not isinstance(publisher, MessagePublisher | BatchPublisher):
+            raise TypeError(
+                "publisher must have async publish(message) or publish_batch(messages), "
+                f"got {type(publisher).__name__}"
+            )
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        if not 0 < poll_interval <= max_poll_interval:
+            raise ValueError("need 0 < poll_interval <= max_poll_interval")
+        self.engine = engine
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.listen = listen
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False)
+        probe = SQLAlchemyOutboxStorage(lease=lease, retry=retry, owner=owner)
+        self.owner = probe.owner
+        self._lease, self._retry = probe.lease, probe.retry
+        self.counters = RelayCounters()
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._running = False
+
+    def _storage(self, session: Any) -> SQLAlchemyOutboxStorage:
+        return SQLAlchemyOutboxStorage(
+            session, lease=self._lease, retry=self._retry, owner=self.owner
+        )
+
+    # -- one round -------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Claim, publish and record one batch; return how many messages it handled."""
+        async with self._sessions() as session:
+            messages = await self._storage(session).get_pending(self.batch_size)
+            await session.commit()
+        if not messages:
+            return 0
+        try:
+            outcomes = await self._publish(messages)
+        except BaseException:
+            # Cancelled (or the publisher broke the protocol): give the claims back
+            # so another relay need not wait for the lease.
+            await asyncio.shield(self._release(messages))
+            raise
+        await asyncio.shield(self._record(messages, outcomes))
+        self.counters.rounds += 1
+        return len(messages)
+
+    async def _publish(self, messages: list[OutboxMessage]) -> list[BaseException | None]:
+        if isinstance(self.publisher, BatchPublisher):
+            outcomes = list(await self.publisher.publish_batch(messages))
+            if len(outcomes) != len(messages):
+                raise TypeError(
+                    f"publish_batch returned {len(outcomes)} outcomes for {len(messages)} messages"
+                )
+            return outcomes
+        results: list[BaseException | None] = []
+        for message in messages:
+            try:
+                await self.publisher.publish(message)
+            except Exception as exc:  # noqa: BLE001 - any publisher error is an outcome
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
+
+    async def _record(
+        self, messages: Sequence[OutboxMessage], outcomes: Sequence[BaseException | None]
+    ) -> None:
+        published = [m for m, error in zip(messages, outcomes, strict=True) if error is None]
+        async with self._sessions() as session:
+            storage = self._storage(session)
+            if published:
+                try:
+                    await storage.mark_published([m.message_id for m in published])
+                except ClaimLostError as exc:
+                    self.counters.claims_lost += len(exc.message_ids)
+                    logger.warning("lease ended before publishing finished: %s", exc)
+                for message in published:
+                    self.counters.published += 1
+                    by_type = self.counters.by_type
+                    by_type[message.event_type] = by_type.get(message.event_type, 0) + 1
+            for message, error in zip(messages, outcomes, strict=True):
+                if error is None:
+                    continue
+                text = f"{type(error).__name__}: {error}"
+                try:
+                    status = await storage.mark_failed(message.message_id, text)
+                except ClaimLostError as exc:
+                    self.counters.claims_lost += 1
+                    logger.warning("lease ended before the failure was recorded: %s", exc)
+                    continue
+                if status is OutboxStatus.DEAD:
+                    self.counters.dead_lettered += 1
+                    logger.error(
+                        "message %s (%s) dead-lettered after %s",
+                        message.message_id,
+                        message.event_type,
+                        text,
+                    )
+                else:
+                    self.counters.failed += 1
+                    logger.warning("publishing %s failed, will retry: %s", message.message_id, text)
+            await session.commit()
+
+    async def _release(self, messages: Sequence[OutboxMessage]) -> None:
+        async with self._sessions() as session:
+            await self._storage(session).release([m.message_id for m in messages])
+            await session.commit()
+
+    # -- running -----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Relay until :meth:`stop` is called; the batch in flight is finished first."""
+        if self._running:
+            raise RuntimeError("this relay is already running")
+        self._running = True
+        self._stop.clear()
+        listener = await self._start_listening()
+        delay = self.poll_interval
+        logger.info("relay %s started (batch size %d)", self.owner, self.batch_size)
+        try:
+            while not self._stop.is_set():
+                # Cleared before claiming: a notification that arrives while this
+                # round runs is kept and cuts the next sleep short.
+                self._wake.clear()
+                handled = await self.run_once()
+                if handled:
+                    delay = self.poll_interval
+                    if handled == self.batch_size:
+                        continue  # more may be waiting
+                await self._sleep(delay)
+                if not handled:
+                    delay = min(delay * 2, self.max_poll_interval)
+        finally:
+            self._running = False
+            if listener is not None:
+                await asyncio.shield(self._stop_listening(listener))
+            logger.info("relay %s stopped: %s", self.owner, self.counters)
+
+    async def _sleep(self, delay: float) -> None:
+        waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]
+        try:
+            await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    def wake(self) -> None:
+        """Make a waiting relay look for messages now."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to return after the batch in flight."""
+        self._stop.set()
+
+    async def stats(self) -> OutboxStats:
+        """The outbox's pending depth, dead letters and oldest pending age."""
+        async with self._sessions() as session:
+            return await self._storage(session).stats()
+
+    # -- LISTEN/NOTIFY -------------------------------------------------------------
+
+    async def _start_listening(self) -> AsyncConnection | None:
+        if not self.listen or self.engine.dialect.name != "postgresql":
+            return None
+        connection = await self.engine.connect()
+        try:
+            raw = await connection.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.add_listener(OUTBOX_CHANNEL, self._notified)
+        except BaseException:
+            await connection.close()
+            raise
+        return connection
+
+    def _notified(self, *_: Any) -> None:
+        self._wake.set()
+
+    async def _stop_listening(self, connection: AsyncConnection) -> None:
+        # Discard the connection rather than return it to the pool with a listener
+        # attached; closing it ends the LISTEN.
+        await connection.invalidate()
+        await connection.close()

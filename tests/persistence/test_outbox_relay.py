@@ -1,0 +1,210 @@
+"""The outbox relay: publishing, retries, stopping, wake-ups and competing relays."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from cqrs_ddd_core.ports.outbox import OutboxMessage, OutboxStatus, RetryPolicy
+from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
+from cqrs_ddd_persistence_sqlalchemy.core.models import OutboxMessage as OutboxRow
+from cqrs_ddd_persistence_sqlalchemy.core.relay import OutboxRelay
+from cqrs_ddd_persistence_sqlalchemy.publishers import ConsolePublisher, load_publisher
+
+
+class Recorder:
+    """Remembers what it published; fails the messages whose id is in ``fail``."""
+
+    def __init__(self, fail: Sequence[str] = (), delay: float = 0.0) -> None:
+        self.published: list[str] = []
+        self.times: dict[str, float] = {}
+        self.fail = set(fail)
+        self.delay = delay
+
+    async def publish(self, message: OutboxMessage) -> None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if message.message_id in self.fail:
+            raise ConnectionError("broker unreachable")
+        self.published.append(message.message_id)
+        self.times[message.message_id] = time.monotonic()
+
+
+async def save(
+    session_factory: async_sessionmaker[AsyncSession], ids: Sequence[str], **fields: object
+) -> None:
+    async with session_factory() as session:
+        await SQLAlchemyOutboxStorage(session).save_messages(
+            [OutboxMessage(message_id=i, event_type="Evt", payload={"i": i}, **fields) for i in ids]
+        )
+        await session.commit()
+
+
+async def statuses(session_factory: async_sessionmaker[AsyncSession]) -> dict[str, str]:
+    async with session_factory() as session:
+        rows = await session.execute(select(OutboxRow.event_id, OutboxRow.status))
+        return {row[0]: row[1] for row in rows}
+
+
+async def test_run_once_publishes_and_marks(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await save(session_factory, ["a", "b", "c"])
+    publisher = Recorder()
+    relay = OutboxRelay(engine, publisher, batch_size=2)
+    assert await relay.run_once() == 2
+    assert await relay.run_once() == 1
+    assert await relay.run_once() == 0
+    assert publisher.published == ["a", "b", "c"]
+    assert set((await statuses(session_factory)).values()) == {OutboxStatus.PUBLISHED}
+    assert relay.counters.published == 3
+    assert relay.counters.by_type == {"Evt": 3}
+
+
+async def test_a_failing_publisher_leads_to_retries_then_a_dead_letter(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await save(session_factory, ["ok", "bad"])
+    retry = RetryPolicy(max_attempts=3, base_delay=0.0, max_delay=0.0, jitter=0.0)
+    relay = OutboxRelay(engine, Recorder(fail=["bad"]), retry=retry)
+    for _ in range(3):
+        await relay.run_once()
+    assert await relay.run_once() == 0
+    assert relay.counters.published == 1
+    assert (relay.counters.failed, relay.counters.dead_lettered) == (2, 1)
+    async with session_factory() as session:
+        (dead,) = await SQLAlchemyOutboxStorage(session).get_dead()
+    assert (dead.message_id, dead.retry_count) == ("bad", 3)
+    assert dead.error == "ConnectionError: broker unreachable"
+    stats = await relay.stats()
+    assert (stats.pending, stats.dead) == (0, 1)
+
+
+async def test_a_batch_publisher_reports_per_message(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    class Batch:
+        async def publish_batch(
+            self, messages: Sequence[OutboxMessage]
+        ) -> list[BaseException | None]:
+            return [None if m.message_id != "b" else RuntimeError("nack") for m in messages]
+
+    await save(session_factory, ["a", "b"])
+    relay = OutboxRelay(engine, Batch())
+    assert await relay.run_once() == 2
+    assert await statuses(session_factory) == {"a": "published", "b": "failed"}
+
+
+def test_a_publisher_is_checked(engine: AsyncEngine) -> None:
+    with pytest.raises(TypeError, match="publish"):
+        OutboxRelay(engine, object())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batch_size"):
+        OutboxRelay(engine, Recorder(), batch_size=0)
+
+
+async def test_stop_finishes_the_batch_in_flight_and_leaves_no_claim(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await save(session_factory, [f"m{i}" for i in range(6)])
+    publisher = Recorder(delay=0.05)
+    relay = OutboxRelay(engine, publisher, batch_size=3, poll_interval=0.01)
+    running = asyncio.create_task(relay.run())
+    while not publisher.published:  # noqa: ASYNC110 - polling what another task does
+        await asyncio.sleep(0.005)
+    relay.stop()
+    await asyncio.wait_for(running, timeout=5)
+    assert len(publisher.published) in (3, 6)
+    async with session_factory() as session:
+        claimed = await session.scalar(
+            select(func.count()).where(OutboxRow.claimed_by.is_not(None))
+        )
+    assert claimed == 0
+
+
+async def test_cancelling_a_relay_releases_its_claims(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await save(session_factory, ["a", "b"])
+    publisher = Recorder(delay=10)
+    relay = OutboxRelay(engine, publisher, lease=timedelta(minutes=5))
+    task = asyncio.create_task(relay.run_once())
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    other = OutboxRelay(engine, Recorder())
+    assert await other.run_once() == 2  # no need to wait five minutes
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_notify_wakes_a_sleeping_relay_within_milliseconds(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    publisher = Recorder()
+    relay = OutboxRelay(engine, publisher, poll_interval=5.0, max_poll_interval=5.0)
+    running = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.3)  # the relay found nothing and sleeps for 5 s
+        latencies = []
+        for i in range(5):
+            committed = time.monotonic()
+            await save(session_factory, [f"n{i}"])
+            while f"n{i}" not in publisher.times:
+                await asyncio.sleep(0.001)
+                assert time.monotonic() - committed < 2, "not woken by NOTIFY"
+            latencies.append(publisher.times[f"n{i}"] - committed)
+        assert max(latencies) < 0.5
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=5)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_four_relays_publish_ten_thousand_messages_exactly_once(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    total = 10_000
+    async with session_factory() as session:
+        storage = SQLAlchemyOutboxStorage(session)
+        for start in range(0, total, 1000):
+            await storage.save_messages(
+                [
+                    OutboxMessage(message_id=f"m{i:05d}", event_type="Evt", payload={"i": i})
+                    for i in range(start, start + 1000)
+                ]
+            )
+        await session.commit()
+    publishers = [Recorder() for _ in range(4)]
+    relays = [OutboxRelay(engine, p, batch_size=100, poll_interval=0.01) for p in publishers]
+
+    async def drain(relay: OutboxRelay) -> None:
+        while await relay.run_once():
+            pass
+
+    await asyncio.gather(*(drain(r) for r in relays))
+    counts = Counter(i for p in publishers for i in p.published)
+    assert len(counts) == total
+    assert set(counts.values()) == {1}
+    assert all(p.published for p in publishers), "every relay took part"
+    assert set((await statuses(session_factory)).values()) == {OutboxStatus.PUBLISHED}
+
+
+async def test_publishers_load_by_name_or_path() -> None:
+    assert isinstance(load_publisher("console"), ConsolePublisher)
+    assert isinstance(
+        load_publisher("cqrs_ddd_persistence_sqlalchemy.publishers:ConsolePublisher"),
+        ConsolePublisher,
+    )
+    with pytest.raises(ValueError, match="module:attribute"):
+        load_publisher("nonsense")
+    with pytest.raises(ValueError, match="not a publisher"):
+        load_publisher("json:JSONDecoder")
