@@ -75,7 +75,10 @@ async def run_demo(url: str = DEFAULT_URL, out: Callable[[str], None] = print) -
     engine = create_async_engine(url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(Base.metadata.drop_all, tables=_demo_tables())
+            # Only the demo's own tables: metadata.drop_all(tables=...) would also drop
+            # every native enum type of the application's models.
+            for table in _demo_tables():
+                await conn.run_sync(table.drop, checkfirst=True)
             await conn.run_sync(Base.metadata.create_all)
         session_factory = async_sessionmaker(engine, expire_on_commit=False)
         customers = SQLAlchemyRepository(entity_cls=DemoCustomer, db_model_cls=DemoCustomerModel)
