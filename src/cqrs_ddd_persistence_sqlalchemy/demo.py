@@ -18,7 +18,16 @@ from cqrs_ddd_persistence_sqlalchemy.core import Base, SQLAlchemyRepository, SQL
 from cqrs_ddd_persistence_sqlalchemy.exceptions import OptimisticConcurrencyError
 from cqrs_ddd_specifications import QueryOptions, SpecificationBuilder
 
-__all__ = ["DEFAULT_URL", "run_demo"]
+__all__ = [
+    "DEFAULT_URL",
+    "DemoCustomer",
+    "DemoCustomerModel",
+    "DemoOrder",
+    "DemoOrderModel",
+    "OrderShipped",
+    "main",
+    "run_demo",
+]
 
 DEFAULT_URL = "sqlite+aiosqlite:///cqrs_ddd_demo.db"
 
