@@ -100,6 +100,26 @@ class QueryOptions:
                 f"registry must be an OperatorRegistry, got {type(self.registry).__name__}"
             )
 
+    @classmethod
+    def of(cls, options: QueryOptions | Specification | None) -> QueryOptions:
+        """Normalise what a repository's ``search`` accepts to ``QueryOptions``.
+
+        ``None`` means everything; a bare specification means that filter, no
+        ordering and no page.
+
+        Raises:
+            TypeError: ``options`` is something else.
+        """
+        if options is None:
+            return cls()
+        if isinstance(options, Specification):
+            return cls().with_specification(options)
+        if isinstance(options, QueryOptions):
+            return options
+        raise TypeError(
+            f"search() takes QueryOptions, a Specification or None, got {type(options).__name__}"
+        )
+
     def with_specification(
         self,
         spec: Specification | Mapping[str, Any] | None,

@@ -84,14 +84,14 @@ class OutboxContract:
         assert await second.get_pending(limit=10) == []
 
     async def test_an_expired_lease_makes_the_message_due_again(self, env: Outbox) -> None:
-        crashed = await env.new_storage(lease=timedelta(milliseconds=50))
+        crashed = await env.new_storage(lease=timedelta(milliseconds=700))
         await crashed.save_messages([message(1)])
         await env.commit()
         assert len(await crashed.get_pending()) == 1
         await env.commit()
         rescuer = await env.new_storage()
         assert await rescuer.get_pending() == []
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.8)
         again = await rescuer.get_pending()
         await env.commit()
         assert [m.message_id for m in again] == ["m-001"]

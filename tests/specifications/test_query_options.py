@@ -260,3 +260,15 @@ def test_apply_with_incomparable_values_raises() -> None:
         QueryOptions().with_ordering("v").apply(rows)
     assert info.value.field == "v"
     assert info.value.operator is None
+
+
+def test_of_normalises_what_search_accepts() -> None:
+    from cqrs_ddd_specifications import AttributeSpecification, QueryOptions
+
+    spec = AttributeSpecification("status", "eq", "open")
+    options = QueryOptions().with_pagination(limit=5)
+    assert QueryOptions.of(None) == QueryOptions()
+    assert QueryOptions.of(spec).specification == spec
+    assert QueryOptions.of(options) is options
+    with pytest.raises(TypeError, match="got dict"):
+        QueryOptions.of({"field": "status"})  # type: ignore[arg-type]

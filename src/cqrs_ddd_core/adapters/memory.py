@@ -222,18 +222,11 @@ class InMemoryRepository(IRepository[T, ID], Generic[T, ID]):
 
     async def search(self, options: Any = None, uow: UnitOfWork | None = None) -> SearchResult[T]:
         """Search with ``QueryOptions`` (or a bare specification), evaluated in memory."""
-        from cqrs_ddd_specifications import OrderBy, QueryOptions, Specification
+        # Imported here: cqrs_ddd_core depends on nothing but pydantic at import time.
+        from cqrs_ddd_specifications import OrderBy, QueryOptions
 
         work = self._uow(uow)
-        if options is None:
-            options = QueryOptions()
-        elif isinstance(options, Specification):
-            options = QueryOptions().with_specification(options)
-        elif not isinstance(options, QueryOptions):
-            raise TypeError(
-                f"search() takes QueryOptions, a Specification or None, "
-                f"got {type(options).__name__}"
-            )
+        options = QueryOptions.of(options)
         # Ties are broken by id, as the SQL repository does.
         if all(order.field != "id" for order in options.ordering):
             options = options.with_ordering(*options.ordering, OrderBy("id"))

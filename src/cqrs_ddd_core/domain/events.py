@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from cqrs_ddd_core.domain.ids import new_id
 
-__all__ = ["DomainEvent", "utc_now"]
+__all__ = ["AwareUTC", "DomainEvent", "to_utc", "utc_now"]
 
 
 def utc_now() -> datetime:
     """Return the current time as an aware UTC datetime."""
     return datetime.now(UTC)
+
+
+def to_utc(value: datetime) -> datetime:
+    """Convert to aware UTC; a naive datetime is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+#: A datetime field that always holds an aware UTC value.
+AwareUTC = Annotated[datetime, AfterValidator(to_utc)]
 
 
 class DomainEvent(BaseModel):
@@ -30,7 +41,7 @@ class DomainEvent(BaseModel):
 
     event_id: str = Field(default_factory=new_id)
     event_type: str = ""
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: AwareUTC = Field(default_factory=utc_now)
     aggregate_id: Any = None
     aggregate_type: str | None = None
     version: int | None = None
@@ -41,11 +52,3 @@ class DomainEvent(BaseModel):
         if isinstance(data, dict) and not data.get("event_type"):
             return {**data, "event_type": cls.__name__}
         return data
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        # A naive datetime is taken to be UTC; an aware one is converted to UTC.
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.domain.events import AwareUTC, utc_now
 from cqrs_ddd_core.domain.ids import new_id
 from cqrs_ddd_core.exceptions import DuplicateEventError, InvalidEventError
 
@@ -37,19 +36,12 @@ class StoredEvent(BaseModel):
     version: int = Field(ge=1)
     payload: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    occurred_at: datetime = Field(default_factory=utc_now)
+    occurred_at: AwareUTC = Field(default_factory=utc_now)
     schema_version: int = Field(default=1, ge=1)
     correlation_id: str | None = None
     causation_id: str | None = None
     tenant_id: str | None = None
     position: int | None = None
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
 
     @classmethod
     def from_storage(cls, data: dict[str, Any]) -> StoredEvent:

@@ -20,12 +20,12 @@ import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.domain.events import AwareUTC, utc_now
 from cqrs_ddd_core.domain.ids import new_id
 
 __all__ = [
@@ -57,23 +57,14 @@ class OutboxMessage(BaseModel):
     event_type: str
     payload: dict[str, Any] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    created_at: datetime = Field(default_factory=utc_now)
+    created_at: AwareUTC = Field(default_factory=utc_now)
     #: Messages with the same key are published one at a time, oldest first.
     ordering_key: str | None = None
     status: OutboxStatus = OutboxStatus.PENDING
     retry_count: int = 0
     error: str | None = None
-    published_at: datetime | None = None
-    next_attempt_at: datetime | None = None
-
-    @field_validator("created_at", "published_at", "next_attempt_at")
-    @classmethod
-    def _aware_utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    published_at: AwareUTC | None = None
+    next_attempt_at: AwareUTC | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,7 @@ from cqrs_ddd_core.ports.event_store import (
 from cqrs_ddd_core.ports.unit_of_work import UnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.core.models import EventModel
 from cqrs_ddd_persistence_sqlalchemy.core.query import compile_specification
-from cqrs_ddd_persistence_sqlalchemy.core.uow import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.core.uow import session_for
 from cqrs_ddd_specifications import Specification
 
 __all__ = ["SQLAlchemyEventStore"]
@@ -175,13 +175,7 @@ class SQLAlchemyEventStore(IEventStore):
         self._default_session = session
 
     def _session(self, uow: UnitOfWork | None) -> AsyncSession:
-        if uow is not None:
-            if not isinstance(uow, SQLAlchemyUnitOfWork):
-                raise TypeError(f"uow must be a SQLAlchemyUnitOfWork, got {type(uow).__name__}")
-            return uow.session
-        if self._default_session is None:
-            raise TypeError("this event store has no session: pass uow= or construct it with one")
-        return self._default_session
+        return session_for(uow, self._default_session, self)
 
     # -- appending --------------------------------------------------------------
 

@@ -62,7 +62,7 @@ from cqrs_ddd_core.ports.outbox import (
 from cqrs_ddd_core.ports.unit_of_work import UnitOfWork
 from cqrs_ddd_persistence_sqlalchemy.core.models import OutboxMessage as OutboxRow
 from cqrs_ddd_persistence_sqlalchemy.core.types import UTCDateTime
-from cqrs_ddd_persistence_sqlalchemy.core.uow import SQLAlchemyUnitOfWork
+from cqrs_ddd_persistence_sqlalchemy.core.uow import session_for
 
 __all__ = ["SQLAlchemyOutboxStorage"]
 
@@ -148,15 +148,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
         self.owner = owner or _default_owner()
 
     def _session(self, uow: UnitOfWork | None) -> AsyncSession:
-        if uow is not None:
-            if not isinstance(uow, SQLAlchemyUnitOfWork):
-                raise TypeError(f"uow must be a SQLAlchemyUnitOfWork, got {type(uow).__name__}")
-            return uow.session
-        if self._default_session is None:
-            raise TypeError(
-                "this outbox storage has no session: pass uow= or construct it with one"
-            )
-        return self._default_session
+        return session_for(uow, self._default_session, self)
 
     def _writable(self, now: datetime) -> Any:
         """Rows this owner may write back: unclaimed, its own, or with an ended lease."""

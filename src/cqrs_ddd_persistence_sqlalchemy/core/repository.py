@@ -257,15 +257,7 @@ class SQLAlchemyRepository(IRepository[T, ID], Generic[T, ID]):
             UnsupportedOperatorError: an operator does not fit the column.
         """
         session = self._session(uow)
-        if options is None:
-            options = QueryOptions()
-        elif isinstance(options, Specification):
-            options = QueryOptions().with_specification(options)
-        elif not isinstance(options, QueryOptions):
-            raise TypeError(
-                f"search() takes QueryOptions, a Specification or None, "
-                f"got {type(options).__name__}"
-            )
+        options = QueryOptions.of(options)
         stmt = self._select()
         spec = options.specification
         if spec is not None and not isinstance(spec, TrueSpecification):

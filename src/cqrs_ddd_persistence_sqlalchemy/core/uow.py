@@ -144,3 +144,23 @@ class SQLAlchemyUnitOfWork(UnitOfWork):
         if self._owns_session and self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+
+def session_for(
+    uow: UnitOfWork | None, default: AsyncSession | None, owner: object
+) -> AsyncSession:
+    """The session a store works in: the unit of work's if given, else its own.
+
+    Raises:
+        TypeError: ``uow`` is not a ``SQLAlchemyUnitOfWork``, or neither is there.
+        UnitOfWorkError: the unit of work is not active.
+    """
+    if uow is not None:
+        if not isinstance(uow, SQLAlchemyUnitOfWork):
+            raise TypeError(f"uow must be a SQLAlchemyUnitOfWork, got {type(uow).__name__}")
+        return uow.session
+    if default is None:
+        raise TypeError(
+            f"this {type(owner).__name__} has no session: pass uow= or construct it with one"
+        )
+    return default
