@@ -112,3 +112,16 @@ def test_ids_are_time_ordered_uuids() -> None:
     assert len(set(ids)) == len(ids)
     assert all(i.version == 7 for i in ids)
     assert len(new_id()) == 36
+
+
+def test_retry_delays_grow_then_cap_without_overflow() -> None:
+    from cqrs_ddd_core.ports.outbox import RetryPolicy
+
+    policy = RetryPolicy(max_attempts=2000, base_delay=1.0, max_delay=60.0, jitter=0.0)
+    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 7, 8)] == [1, 2, 4, 60, 60]
+    assert policy.delay(1999).total_seconds() == 60
+    assert policy.capped_after() == 7
+    jittered = RetryPolicy(base_delay=10, max_delay=10, jitter=0.2).delay(1).total_seconds()
+    assert 8 <= jittered <= 12
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)

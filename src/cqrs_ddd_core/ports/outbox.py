@@ -89,9 +89,22 @@ class RetryPolicy:
         if not 0 <= self.jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
 
+    def capped_after(self) -> int:
+        """The number of failures from which every delay is ``max_delay``."""
+        failures = 1
+        while (
+            failures < self.max_attempts and self.base_delay * 2 ** (failures - 1) < self.max_delay
+        ):
+            failures += 1
+        return failures
+
     def delay(self, failures: int) -> timedelta:
         """The wait before the next attempt after ``failures`` failed attempts."""
-        seconds = min(self.base_delay * 2 ** max(failures - 1, 0), self.max_delay)
+        exponent = max(failures - 1, 0)
+        # Past 2**64 every delay is max_delay anyway (and 2.0**1100 would overflow).
+        seconds = (
+            self.max_delay if exponent >= 64 else min(self.base_delay * 2**exponent, self.max_delay)
+        )
         spread = random.uniform(1 - self.jitter, 1 + self.jitter)
         return timedelta(seconds=seconds * spread)
 

@@ -3,12 +3,14 @@
 Claims
 ======
 ``get_pending`` claims due messages for this storage's *owner* (one per relay) for a
-lease, in one statement: ``UPDATE ... WHERE event_id IN (SELECT ... ORDER BY
-created_at LIMIT n FOR UPDATE SKIP LOCKED)``. ``SKIP LOCKED`` (PostgreSQL) makes
-concurrent relays take disjoint sets without waiting for each other. A claim only
-exists once the caller commits it, and a claim whose holder vanished ends with its
-lease, after which any relay may claim the message again: delivery is
-at-least-once, and only the batch of a crashed relay can be delivered twice.
+lease, in one statement: ``UPDATE outbox ... WHERE event_id = ANY(SELECT
+array_agg(...) FROM (SELECT ... ORDER BY created_at LIMIT n FOR UPDATE SKIP LOCKED))``.
+``SKIP LOCKED`` (PostgreSQL) makes concurrent relays take disjoint sets without
+waiting for each other; the claimed ids are looked up through the primary key as one
+array. A claim only exists once the caller commits it, and a claim whose holder
+vanished ends with its lease, after which any relay may claim the message again:
+delivery is at-least-once, and only the batch of a crashed relay can be delivered
+twice.
 
 Write-backs (``mark_published``, ``mark_failed``, ``release``) apply to messages that
 are unclaimed, claimed by this owner, or whose lease has ended; a message that
@@ -33,8 +35,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
+    String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -45,6 +50,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -227,10 +233,17 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
             .limit(limit)
         )
         if session.get_bind().dialect.name == "postgresql":
-            candidates = candidates.with_for_update(skip_locked=True)
+            # The claimed ids become one array (an InitPlan), looked up through the
+            # primary key; joined or IN'd instead, the planner may scan the table.
+            locked = candidates.with_for_update(skip_locked=True).subquery("claimed")
+            ids = select(func.array_agg(locked.c.event_id)).scalar_subquery()
+            # The cast makes ANY take one array value rather than a subquery's rows.
+            claimed = _C.event_id == any_(sql_cast(ids, ARRAY(String)))
+        else:
+            claimed = _C.event_id.in_(candidates.scalar_subquery())
         stmt = (
             update(_TABLE)
-            .where(_C.event_id.in_(candidates.scalar_subquery()))
+            .where(claimed)
             .values(claimed_by=self.owner, claimed_until=now + self.lease)
             .returning(*_ROW_COLUMNS)
         )
@@ -304,13 +317,17 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
         policy = self.retry
         # Each possible attempt count gets its own (jittered) due time, so one
         # statement can count the attempt and schedule the next one.
-        next_attempt = case(
-            *(
-                (_C.retry_count == failures - 1, now + policy.delay(failures))
-                for failures in range(1, policy.max_attempts + 1)
-            ),
-            else_=now + policy.delay(policy.max_attempts),
-        )
+        # (Only up to where delays reach max_delay: the rest share the last branch.)
+        capped = policy.capped_after()
+        next_attempt: Any = now + policy.delay(capped)
+        if capped > 1:
+            next_attempt = case(
+                *(
+                    (_C.retry_count == failures - 1, now + policy.delay(failures))
+                    for failures in range(1, capped)
+                ),
+                else_=next_attempt,
+            )
         written = await self._write_back(
             self._session(uow),
             [message_id],

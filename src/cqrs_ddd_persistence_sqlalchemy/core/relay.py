@@ -1,11 +1,12 @@
 """The outbox relay: claims due messages, publishes them, records the outcome.
 
-Each round is three short steps, so no database transaction stays open while a
-broker is slow:
+Each round is two steps, so no database transaction stays open while a broker is
+slow:
 
-1. claim a batch in its own transaction and commit the claim;
-2. publish the messages, outside any transaction;
-3. mark them published or failed in a second transaction and commit.
+1. in one short transaction, mark the previous batch published or failed and claim
+   the next batch, then commit (one commit a round while batches are full; a partial
+   batch is recorded at once, so it is not left waiting for the next poll);
+2. publish the claimed messages, outside any transaction.
 
 A relay that dies between 1 and 3 leaves claims that end with their lease; another
 relay then publishes those messages again. That is the only way a message is
@@ -41,6 +42,9 @@ from cqrs_ddd_persistence_sqlalchemy.core.outbox import SQLAlchemyOutboxStorage
 __all__ = ["OutboxRelay", "RelayCounters"]
 
 logger = logging.getLogger("cqrs_ddd_persistence_sqlalchemy.relay")
+
+# A published batch waiting to be recorded: its messages and their outcomes.
+_Batch = tuple[list[OutboxMessage], list[BaseException | None]]
 
 
 @dataclass(slots=True)
@@ -118,21 +122,37 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Claim, publish and record one batch; return how many messages it handled."""
-        async with self._sessions() as session:
-            messages = await self._storage(session).get_pending(self.batch_size)
-            await session.commit()
+        messages = await self._claim(None)
         if not messages:
             return 0
+        outcomes = await self._publish_or_release(messages)
+        await asyncio.shield(self._record(messages, outcomes))
+        return len(messages)
+
+    async def _claim(self, previous: _Batch | None) -> list[OutboxMessage]:
+        """Record the previous batch's outcomes and claim the next batch, in one transaction.
+
+        One commit a round instead of two: the write-back of one batch and the claim
+        of the next share a transaction.
+        """
+        async with self._sessions() as session:
+            storage = self._storage(session)
+            if previous is not None:
+                await self._write_outcomes(storage, *previous)
+            messages = [] if self._stop.is_set() else await storage.get_pending(self.batch_size)
+            await session.commit()
+        return messages
+
+    async def _publish_or_release(
+        self, messages: list[OutboxMessage]
+    ) -> list[BaseException | None]:
         try:
-            outcomes = await self._publish(messages)
+            return await self._publish(messages)
         except BaseException:
             # Cancelled (or the publisher broke the protocol): give the claims back
             # so another relay need not wait for the lease.
             await asyncio.shield(self._release(messages))
             raise
-        await asyncio.shield(self._record(messages, outcomes))
-        self.counters.rounds += 1
-        return len(messages)
 
     async def _publish(self, messages: list[OutboxMessage]) -> list[BaseException | None]:
         if isinstance(self.publisher, BatchPublisher):
@@ -155,41 +175,49 @@ class OutboxRelay:
     async def _record(
         self, messages: Sequence[OutboxMessage], outcomes: Sequence[BaseException | None]
     ) -> None:
-        published = [m for m, error in zip(messages, outcomes, strict=True) if error is None]
         async with self._sessions() as session:
-            storage = self._storage(session)
-            if published:
-                try:
-                    await storage.mark_published([m.message_id for m in published])
-                except ClaimLostError as exc:
-                    self.counters.claims_lost += len(exc.message_ids)
-                    logger.warning("lease ended before publishing finished: %s", exc)
-                for message in published:
-                    self.counters.published += 1
-                    by_type = self.counters.by_type
-                    by_type[message.event_type] = by_type.get(message.event_type, 0) + 1
-            for message, error in zip(messages, outcomes, strict=True):
-                if error is None:
-                    continue
-                text = f"{type(error).__name__}: {error}"
-                try:
-                    status = await storage.mark_failed(message.message_id, text)
-                except ClaimLostError as exc:
-                    self.counters.claims_lost += 1
-                    logger.warning("lease ended before the failure was recorded: %s", exc)
-                    continue
-                if status is OutboxStatus.DEAD:
-                    self.counters.dead_lettered += 1
-                    logger.error(
-                        "message %s (%s) dead-lettered after %s",
-                        message.message_id,
-                        message.event_type,
-                        text,
-                    )
-                else:
-                    self.counters.failed += 1
-                    logger.warning("publishing %s failed, will retry: %s", message.message_id, text)
+            await self._write_outcomes(self._storage(session), messages, outcomes)
             await session.commit()
+
+    async def _write_outcomes(
+        self,
+        storage: SQLAlchemyOutboxStorage,
+        messages: Sequence[OutboxMessage],
+        outcomes: Sequence[BaseException | None],
+    ) -> None:
+        self.counters.rounds += 1
+        published = [m for m, error in zip(messages, outcomes, strict=True) if error is None]
+        if published:
+            try:
+                await storage.mark_published([m.message_id for m in published])
+            except ClaimLostError as exc:
+                self.counters.claims_lost += len(exc.message_ids)
+                logger.warning("lease ended before publishing finished: %s", exc)
+            for message in published:
+                self.counters.published += 1
+                by_type = self.counters.by_type
+                by_type[message.event_type] = by_type.get(message.event_type, 0) + 1
+        for message, error in zip(messages, outcomes, strict=True):
+            if error is None:
+                continue
+            text = f"{type(error).__name__}: {error}"
+            try:
+                status = await storage.mark_failed(message.message_id, text)
+            except ClaimLostError as exc:
+                self.counters.claims_lost += 1
+                logger.warning("lease ended before the failure was recorded: %s", exc)
+                continue
+            if status is OutboxStatus.DEAD:
+                self.counters.dead_lettered += 1
+                logger.error(
+                    "message %s (%s) dead-lettered after %s",
+                    message.message_id,
+                    message.event_type,
+                    text,
+                )
+            else:
+                self.counters.failed += 1
+                logger.warning("publishing %s failed, will retry: %s", message.message_id, text)
 
     async def _release(self, messages: Sequence[OutboxMessage]) -> None:
         async with self._sessions() as session:
@@ -207,20 +235,31 @@ class OutboxRelay:
         listener = await self._start_listening()
         delay = self.poll_interval
         logger.info("relay %s started (batch size %d)", self.owner, self.batch_size)
+        previous: _Batch | None = None
         try:
-            while not self._stop.is_set():
+            while True:
                 # Cleared before claiming: a notification that arrives while this
                 # round runs is kept and cuts the next sleep short.
                 self._wake.clear()
-                handled = await self.run_once()
-                if handled:
-                    delay = self.poll_interval
-                    if handled == self.batch_size:
-                        continue  # more may be waiting
-                await self._sleep(delay)
-                if not handled:
+                batch, previous = previous, None
+                messages = await asyncio.shield(self._claim(batch))
+                if not messages:
+                    if self._stop.is_set():
+                        break
+                    await self._sleep(delay)
                     delay = min(delay * 2, self.max_poll_interval)
+                    continue
+                delay = self.poll_interval
+                previous = (messages, await self._publish_or_release(messages))
+                if len(messages) < self.batch_size and not self._stop.is_set():
+                    # Not a full batch: record it now rather than with the next claim,
+                    # which may be a poll interval away.
+                    await asyncio.shield(self._record(*previous))
+                    previous = None
+                    await self._sleep(delay)
         finally:
+            if previous is not None:
+                await asyncio.shield(self._record(*previous))
             self._running = False
             if listener is not None:
                 await asyncio.shield(self._stop_listening(listener))
