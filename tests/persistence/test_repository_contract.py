@@ -50,6 +50,37 @@ class RepositoryContract:
         assert loaded is not counter
         assert loaded.version == 1
 
+    async def test_add_all_adds_new_and_updates_existing(self, adapter: Backend) -> None:
+        async with adapter.uow() as uow:
+            await adapter.counters.add(Counter(id="c-0", value=1), uow=uow)
+        async with adapter.uow() as uow:
+            existing = await adapter.counters.get("c-0", uow=uow)
+            assert existing is not None
+            existing.value = 5
+            batch = [existing, Counter(id="c-1"), Counter(id="c-2", value=2)]
+            assert await adapter.counters.add_all(batch, uow) == batch
+            assert [c.version for c in batch] == [2, 1, 1]
+        async with adapter.uow() as uow:
+            stored = await adapter.counters.list_all(uow=uow)
+        assert [(c.id, c.value, c.version) for c in stored] == [
+            ("c-0", 5, 2),
+            ("c-1", 0, 1),
+            ("c-2", 2, 1),
+        ]
+
+    async def test_add_all_changes_no_version_when_an_entity_is_refused(
+        self, adapter: Backend
+    ) -> None:
+        good = Counter(id="c-1")
+        async with adapter.uow() as uow:
+            with pytest.raises(TypeError, match="Counter"):
+                await adapter.counters.add_all(
+                    [good, Customer(id="x", name="n", email="e")],  # type: ignore[list-item]
+                    uow,
+                )
+            await uow.rollback()
+        assert good.version == 0
+
     async def test_get_of_a_missing_id_is_none(self, adapter: Backend) -> None:
         async with adapter.uow() as uow:
             assert await adapter.counters.get("nope", uow=uow) is None

@@ -155,11 +155,7 @@ class InMemoryRepository(IRepository[T, ID], Generic[T, ID]):
     async def add(self, entity: T, uow: UnitOfWork) -> T:
         """Insert (version 0) or update with a version check; see the class docstring."""
         work = self._uow(uow)
-        if not isinstance(entity, self.entity_cls):
-            raise TypeError(
-                f"{type(self).__name__} stores {self.entity_cls.__name__}, "
-                f"got {type(entity).__name__}"
-            )
+        self._check_type(entity)
         current = work.read(self.table, entity.id)
         actual = None if current is None else current.version
         if entity.version == 0:
@@ -188,6 +184,19 @@ class InMemoryRepository(IRepository[T, ID], Generic[T, ID]):
         work.write(self.table, entity.id, stored, base)
         set_version(entity, entity.version + 1)
         return entity
+
+    async def add_all(self, entities: Sequence[T], uow: UnitOfWork) -> list[T]:
+        """Add several entities; none is added if one is of the wrong type."""
+        for entity in entities:
+            self._check_type(entity)
+        return [await self.add(entity, uow) for entity in entities]
+
+    def _check_type(self, entity: Any) -> None:
+        if not isinstance(entity, self.entity_cls):
+            raise TypeError(
+                f"{type(self).__name__} stores {self.entity_cls.__name__}, "
+                f"got {type(entity).__name__}"
+            )
 
     async def get(self, entity_id: ID, uow: UnitOfWork) -> T | None:
         """Return a copy of the entity with that id, or ``None``."""

@@ -30,6 +30,10 @@ class IRepository(ABC, Generic[T, ID]):
             OptimisticConcurrencyError: the stored version differs from ``entity.version``.
         """
 
+    async def add_all(self, entities: Sequence[T], uow: UnitOfWork) -> list[T]:
+        """Add several entities, as :meth:`add` does each; adapters may batch the work."""
+        return [await self.add(entity, uow) for entity in entities]
+
     @abstractmethod
     async def get(self, entity_id: ID, uow: UnitOfWork) -> T | None:
         """Return the entity with that id, or ``None``."""

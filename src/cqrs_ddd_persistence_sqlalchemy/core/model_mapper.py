@@ -55,13 +55,31 @@ def _is_json(type_: TypeEngine[Any]) -> bool:
     return isinstance(type_, JSON)
 
 
-def _scalar_to_column(type_: TypeEngine[Any]) -> Callable[[Any], Any] | None:
-    """A converter for values a column of ``type_`` would not take as they are."""
+def _may_hold(annotation: Any, kinds: tuple[type, ...]) -> bool:
+    """Whether a field annotated ``annotation`` can hold an instance of ``kinds``."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, kinds)
+    args = typing.get_args(annotation)
+    if args:
+        return any(_may_hold(arg, kinds) for arg in args)
+    return annotation is Any or isinstance(annotation, typing.TypeVar)
+
+
+def _scalar_to_column(type_: TypeEngine[Any], annotation: Any) -> Callable[[Any], Any] | None:
+    """A converter for values a column of ``type_`` would not take as they are.
+
+    Converters are attached only where needed, so plain fields (str, int, float,
+    datetime) cost nothing per row.
+    """
     if _is_json(type_):
+        # Converted here rather than when bound, so an unencodable value fails in
+        # add(), before anything is sent.
         return to_json_value
     if isinstance(type_, Enum | Uuid) or (
         isinstance(type_, TypeDecorator) and isinstance(type_.impl_instance, Enum | Uuid)
     ):
+        return None
+    if not _may_hold(annotation, (enum.Enum, uuid.UUID)):
         return None
 
     def convert(value: Any) -> Any:
@@ -169,7 +187,7 @@ class ModelMapper(Generic[E, M]):
             transformer = custom.get(name)
             if attr in columns:
                 column = cast("Column[Any]", columns[attr].columns[0])
-                to_model = _scalar_to_column(column.type)
+                to_model = _scalar_to_column(column.type, info.annotation)
                 from_model = None
                 if transformer is not None:
                     to_model = transformer.to_model or to_model

@@ -11,7 +11,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from cqrs_ddd_core.exceptions import OptimisticConcurrencyError
 from cqrs_ddd_core.ports.unit_of_work import UnitOfWork, UnitOfWorkHooks
 
-__all__ = ["SQLAlchemyUnitOfWork", "SessionFactory"]
+__all__ = ["SQLAlchemyUnitOfWork", "SessionFactory", "session_for"]
 
 #: Anything that returns a new session when called, e.g. an ``async_sessionmaker``.
 SessionFactory = Callable[[], AsyncSession]
