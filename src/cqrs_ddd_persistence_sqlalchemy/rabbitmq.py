@@ -17,9 +17,10 @@ Installed with the ``rabbitmq`` extra (``aio-pika``). The exceptions this module
         ├── UnroutableMessageError      it returned the message: no queue for its routing key
         └── ConfirmTimeoutError         (also TimeoutError) no answer within confirm_timeout
 
-Connection and channel failures are reported unchanged: ``aiormq.exceptions``'
-``AMQPConnectionError`` (also a ``ConnectionError``), ``ChannelInvalidStateError`` while
-a robust connection reconnects, and ``OSError`` from the socket.
+Connection failures are reported as they come: a ``ConnectionError`` while the robust
+connection is reconnecting (publishing does not wait for it), and otherwise aio-pika's own
+errors unchanged, such as ``aiormq.exceptions.AMQPConnectionError`` (also a
+``ConnectionError``) or ``ChannelInvalidStateError`` for a channel that closed mid-batch.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class RabbitMQPublisher:
             message to its publish by this id.
         mandatory: have the broker return messages no queue is bound for, which makes
             them errors; without it the broker confirms and drops them.
-        confirm_timeout: seconds to wait for a message's confirm.
+        confirm_timeout: seconds to wait for a message's confirm; keep it well below the
+            relay's lease, or another relay may claim the batch meanwhile.
         connect_timeout: seconds to wait for the connection, channel and exchange.
     """
 
@@ -145,7 +147,7 @@ class RabbitMQPublisher:
         routing_key: Callable[[OutboxMessage], str] = _event_type,
         message_id: Callable[[OutboxMessage], str] = _message_id,
         mandatory: bool = True,
-        confirm_timeout: float = 30.0,
+        confirm_timeout: float = 10.0,
         connect_timeout: float = 10.0,
     ) -> None:
         if confirm_timeout <= 0 or connect_timeout <= 0:
@@ -184,7 +186,8 @@ class RabbitMQPublisher:
         Raises:
             RabbitMQPublishError: the broker nacked or returned it, or did not answer in
                 time (see the module docstring for the subclasses).
-            aiormq.exceptions.AMQPConnectionError: the connection failed.
+            ConnectionError: the broker cannot be reached, or the connection failed
+                (``aiormq.exceptions.AMQPConnectionError`` is one).
             RuntimeError: the publisher is closed.
         """
         self._check_usable()
