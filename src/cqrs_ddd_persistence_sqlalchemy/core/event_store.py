@@ -47,20 +47,18 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from pydantic_core import from_json
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
-    DateTime,
-    Integer,
     Select,
     Table,
     Text,
-    bindparam,
     delete,
     func,
     select,
     text,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -86,59 +84,46 @@ __all__ = ["SQLAlchemyEventStore"]
 _TABLE = cast("Table", EventModel.__table__)
 _C = _TABLE.c
 # Columns in the order reads select them, with the StoredEvent field each fills.
-_READ_COLUMNS = (
-    ("position", _C.position),
-    ("event_id", _C.event_id),
-    ("event_type", _C.event_type),
-    ("aggregate_id", _C.aggregate_id),
-    ("aggregate_type", _C.aggregate_type),
-    ("version", _C.version),
-    ("payload", _C.payload),
-    ("metadata", _C.metadata),
-    ("occurred_at", _C.occurred_at),
-    ("schema_version", _C.schema_version),
-    ("correlation_id", _C.correlation_id),
-    ("causation_id", _C.causation_id),
-    ("tenant_id", _C.tenant_id),
+# What reads select. Payload and metadata come back as JSON text, decoded by
+# pydantic_core's parser, which is several times faster than the driver's json.loads
+# (decoding is most of a read's time).
+_SELECT = select(
+    _C.position,
+    _C.event_id,
+    _C.event_type,
+    _C.aggregate_id,
+    _C.aggregate_type,
+    _C.version,
+    sql_cast(_C.payload, Text),
+    sql_cast(_C.metadata, Text),
+    _C.occurred_at,
+    _C.schema_version,
+    _C.correlation_id,
+    _C.causation_id,
+    _C.tenant_id,
 )
-_FIELDS = tuple(name for name, _ in _READ_COLUMNS)
-_SELECT = select(*(col for _, col in _READ_COLUMNS))
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
 
 # One statement for a whole batch on PostgreSQL: the rows travel as one array per
 # column, so the statement (and its prepared plan) is the same for every batch size.
-_PG_INSERT = text(
-    """
+# It is sent to the driver as it is (exec_driver_sql): nothing to compile.
+_PG_INSERT = """
     INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,
                         payload, metadata, occurred_at, schema_version,
                         correlation_id, causation_id, tenant_id)
     SELECT event_id, event_type, aggregate_id, aggregate_type, version,
            payload::jsonb, metadata::jsonb, occurred_at, schema_version,
            correlation_id, causation_id, tenant_id
-    FROM unnest(:event_id, :event_type, :aggregate_id, :aggregate_type, :version,
-                :payload, :metadata, :occurred_at, :schema_version,
-                :correlation_id, :causation_id, :tenant_id)
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[],
+                $6::text[], $7::text[], $8::timestamptz[], $9::int[],
+                $10::text[], $11::text[], $12::text[])
          AS batch(event_id, event_type, aggregate_id, aggregate_type, version,
                   payload, metadata, occurred_at, schema_version,
                   correlation_id, causation_id, tenant_id)
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
-    """
-).bindparams(
-    bindparam("event_id", type_=ARRAY(Text)),
-    bindparam("event_type", type_=ARRAY(Text)),
-    bindparam("aggregate_id", type_=ARRAY(Text)),
-    bindparam("aggregate_type", type_=ARRAY(Text)),
-    bindparam("version", type_=ARRAY(Integer)),
-    bindparam("payload", type_=ARRAY(Text)),
-    bindparam("metadata", type_=ARRAY(Text)),
-    bindparam("occurred_at", type_=ARRAY(DateTime(timezone=True))),
-    bindparam("schema_version", type_=ARRAY(Integer)),
-    bindparam("correlation_id", type_=ARRAY(Text)),
-    bindparam("causation_id", type_=ARRAY(Text)),
-    bindparam("tenant_id", type_=ARRAY(Text)),
-)
+"""
 _PG_HORIZON = text("SELECT cqrs_events_horizon()")
 _INSERT_COLUMNS = (
     "event_id",
@@ -251,9 +236,10 @@ class SQLAlchemyEventStore(IEventStore):
     async def _insert_postgresql(
         self, session: AsyncSession, rows: list[tuple[Any, ...]]
     ) -> list[tuple[str, int]]:
-        columns = {name: [row[i] for row in rows] for i, name in enumerate(_INSERT_COLUMNS)}
-        result = await session.execute(_PG_INSERT, columns)
-        return [(event_id, position) for event_id, position in result]
+        connection = await session.connection()
+        columns = tuple(list(column) for column in zip(*rows, strict=True))
+        result = await connection.exec_driver_sql(_PG_INSERT, columns)
+        return [(row[0], row[1]) for row in cast("Any", result)]
 
     async def _insert_sqlite(
         self, session: AsyncSession, rows: list[tuple[Any, ...]]
@@ -343,8 +329,28 @@ class SQLAlchemyEventStore(IEventStore):
         return stmt.where(_compile(spec, dialect))
 
     async def _fetch(self, session: AsyncSession, stmt: Select[Any]) -> list[StoredEvent]:
-        result = await session.execute(stmt)
-        return [StoredEvent.from_storage(dict(zip(_FIELDS, row, strict=True))) for row in result]
+        rows = (await session.execute(stmt)).all()
+        build = StoredEvent.from_storage
+        return [
+            build(
+                {
+                    "position": row[0],
+                    "event_id": row[1],
+                    "event_type": row[2],
+                    "aggregate_id": row[3],
+                    "aggregate_type": row[4],
+                    "version": row[5],
+                    "payload": from_json(row[6]),
+                    "metadata": from_json(row[7]),
+                    "occurred_at": row[8],
+                    "schema_version": row[9],
+                    "correlation_id": row[10],
+                    "causation_id": row[11],
+                    "tenant_id": row[12],
+                }
+            )
+            for row in rows
+        ]
 
     async def get_events(
         self,

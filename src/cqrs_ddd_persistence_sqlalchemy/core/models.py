@@ -162,11 +162,14 @@ class EventModel(Base):
 
 _EVENTS_NEXT_POSITION = f"""
 CREATE OR REPLACE FUNCTION cqrs_events_next_position() RETURNS bigint
-LANGUAGE sql VOLATILE AS $$
-    -- The lock is taken (in the FROM clause, so before nextval runs) and held until
-    -- the writing transaction ends.
-    SELECT nextval('events_position_seq')
-    FROM (SELECT pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY})) AS writer_lock
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    -- Taken before the sequence is drawn from, and held until the writing
+    -- transaction ends. (PL/pgSQL keeps its plans; a SQL function with a FROM
+    -- clause would be planned again in every statement.)
+    PERFORM pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY});
+    RETURN nextval('events_position_seq');
+END
 $$
 """
 
