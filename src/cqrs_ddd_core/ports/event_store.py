@@ -6,11 +6,12 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cqrs_ddd_core.domain.events import AwareUTC, utc_now
 from cqrs_ddd_core.domain.ids import new_id
 from cqrs_ddd_core.exceptions import DuplicateEventError, InvalidEventError
+from cqrs_ddd_core.ports.stored import StoredRecord
 
 __all__ = ["ExpectedVersion", "IEventStore", "StoredEvent", "check_batch"]
 
@@ -19,7 +20,7 @@ __all__ = ["ExpectedVersion", "IEventStore", "StoredEvent", "check_batch"]
 ExpectedVersion = int | Mapping[str, int]
 
 
-class StoredEvent(BaseModel):
+class StoredEvent(StoredRecord):
     """An event as the event store keeps it.
 
     ``version`` is the event's number within its aggregate's stream (1, 2, ...);
@@ -42,23 +43,6 @@ class StoredEvent(BaseModel):
     causation_id: str | None = None
     tenant_id: str | None = None
     position: int | None = None
-
-    @classmethod
-    def from_storage(cls, data: dict[str, Any]) -> StoredEvent:
-        """Build an event from values read back from storage, without validating them.
-
-        For adapters: ``data`` must hold every field with a value of the right type.
-        Skipping validation makes reading a page of events several times faster.
-        """
-        event = cls.__new__(cls)
-        object.__setattr__(event, "__dict__", data)
-        object.__setattr__(event, "__pydantic_fields_set__", _ALL_FIELDS)
-        object.__setattr__(event, "__pydantic_extra__", None)
-        object.__setattr__(event, "__pydantic_private__", None)
-        return event
-
-
-_ALL_FIELDS = frozenset(StoredEvent.model_fields)
 
 
 class IEventStore(ABC):

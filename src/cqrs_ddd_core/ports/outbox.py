@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from cqrs_ddd_core.domain.events import AwareUTC, utc_now
 from cqrs_ddd_core.domain.ids import new_id
+from cqrs_ddd_core.ports.stored import StoredRecord
 
 __all__ = [
     "BatchPublisher",
@@ -48,7 +49,7 @@ class OutboxStatus(enum.StrEnum):
     DEAD = "dead"  # gave up after ``max_attempts``; see ``requeue``
 
 
-class OutboxMessage(BaseModel):
+class OutboxMessage(StoredRecord):
     """A message waiting in (or read back from) the outbox."""
 
     model_config = ConfigDict(frozen=True)

@@ -34,10 +34,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from pydantic_core import from_json
 from sqlalchemy import (
     ARRAY,
     String,
     Table,
+    Text,
     and_,
     any_,
     bindparam,
@@ -87,8 +89,9 @@ _INSERT = text(
 _ROW_COLUMNS = (
     _C.event_id,
     _C.event_type,
-    _C.payload,
-    _C.metadata,
+    # JSON as text, decoded by pydantic_core (faster than the driver's json.loads).
+    sql_cast(_C.payload, Text),
+    sql_cast(_C.metadata, Text),
     _C.created_at,
     _C.ordering_key,
     _C.status,
@@ -100,18 +103,20 @@ _ROW_COLUMNS = (
 
 
 def _message(row: Any) -> OutboxMessage:
-    return OutboxMessage.model_construct(
-        message_id=row[0],
-        event_type=row[1],
-        payload=row[2],
-        metadata=row[3] if row[3] is not None else {},
-        created_at=row[4],
-        ordering_key=row[5],
-        status=OutboxStatus(row[6]),
-        retry_count=row[7],
-        error=row[8],
-        published_at=row[9],
-        next_attempt_at=row[10],
+    return OutboxMessage.from_storage(
+        {
+            "message_id": row[0],
+            "event_type": row[1],
+            "payload": from_json(row[2]),
+            "metadata": from_json(row[3]) if row[3] is not None else {},
+            "created_at": row[4],
+            "ordering_key": row[5],
+            "status": OutboxStatus(row[6]),
+            "retry_count": row[7],
+            "error": row[8],
+            "published_at": row[9],
+            "next_attempt_at": row[10],
+        }
     )
 
 
