@@ -17,9 +17,9 @@ from sample_domain import (
     Profile,
     ProfileModel,
 )
-from sqlalchemy import String
+from sqlalchemy import String, event, inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, MappedAsDataclass, mapped_column, validates
 
 from cqrs_ddd_core import AggregateRoot
 from cqrs_ddd_persistence_sqlalchemy.core import (
@@ -235,3 +235,105 @@ async def test_a_required_column_left_empty_is_refused_before_sql(
         with pytest.raises(MappingError, match="code"):
             await repo.add(Paint(id="p", colour=Colour.RED, label="l"), uow=uow)
         assert not uow.session.new
+
+
+# -- construction: the model's own behaviour is kept -----------------------------------
+
+
+class Label(AggregateRoot[str]):
+    id: str
+    text: str
+
+
+class PlainLabelModel(Base):
+    __tablename__ = "plain_labels"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    text: Mapped[str] = mapped_column(String(50))
+
+
+class ValidatedLabelModel(Base):
+    __tablename__ = "validated_labels"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    text: Mapped[str] = mapped_column(String(50))
+
+    @validates("text")
+    def _upper(self, _key: str, value: str) -> str:
+        return value.upper()
+
+
+class ListenedLabelModel(Base):
+    __tablename__ = "listened_labels"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    text: Mapped[str] = mapped_column(String(50))
+
+
+@event.listens_for(ListenedLabelModel.text, "set", retval=True)
+def _strip_text(_target: object, value: str, _old: object, _initiator: object) -> str:
+    return value.strip()
+
+
+class DataclassBase(MappedAsDataclass, DeclarativeBase):
+    pass
+
+
+class DataclassLabelModel(DataclassBase):
+    __tablename__ = "dataclass_labels"
+
+    id: Mapped[str] = mapped_column(String, primary_key=True)
+    text: Mapped[str] = mapped_column(String(50))
+    note: Mapped[str] = mapped_column(String(50), default="from the dataclass")
+
+
+def test_a_plain_model_is_built_without_attribute_events_yet_inserts_its_values() -> None:
+    mapper = ModelMapper(Order, OrderModel)
+    model = mapper.to_model(Order(id="o-9", customer_id="c", total=1.5, status="new"))
+    assert inspect(model).transient
+    assert {k: v for k, v in vars(model).items() if not k.startswith("_")} == {
+        "id": "o-9",
+        "customer_id": "c",
+        "total": 1.5,
+        "status": "new",
+    }
+
+
+def test_validators_run_when_the_model_declares_them() -> None:
+    model = ModelMapper(Label, ValidatedLabelModel).to_model(Label(id="l", text="abc"))
+    assert model.text == "ABC"
+
+
+def test_attribute_set_listeners_run_when_registered() -> None:
+    model = ModelMapper(Label, ListenedLabelModel).to_model(Label(id="l", text="  abc "))
+    assert model.text == "abc"
+
+
+def test_a_dataclass_model_is_built_by_its_own_constructor() -> None:
+    model = ModelMapper(Label, DataclassLabelModel).to_model(Label(id="l", text="abc"))
+    assert model.note == "from the dataclass"
+
+
+async def test_values_of_a_model_built_without_events_reach_the_database(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    repo = SQLAlchemyRepository(Label, PlainLabelModel)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await repo.add(Label(id="l-1", text="stored"), uow)
+        await repo.add_all([Label(id="l-2", text="also"), Label(id="l-3", text="too")], uow)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        rows = (
+            await uow.session.execute(
+                select(PlainLabelModel.id, PlainLabelModel.text, PlainLabelModel.version).order_by(
+                    PlainLabelModel.id
+                )
+            )
+        ).all()
+        loaded = await repo.get("l-1", uow)
+    assert [tuple(row) for row in rows] == [
+        ("l-1", "stored", 1),
+        ("l-2", "also", 1),
+        ("l-3", "too", 1),
+    ]
+    assert loaded is not None
+    assert (loaded.id, loaded.text, loaded.version) == ("l-1", "stored", 1)
