@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from datetime import timedelta
 
@@ -25,7 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--db",
         default=None,
-        help="database URL (default: an SQLite file cqrs_ddd_demo.db in this directory)",
+        help=(
+            "database URL, e.g. postgresql+asyncpg://user:password@host/db, of a database "
+            "used by nothing else (default: the SQLite file cqrs_ddd_demo.db in this directory)"
+        ),
     )
     _relay_arguments(commands.add_parser("relay", help="publish the outbox to a broker"))
     return parser
@@ -84,15 +88,25 @@ async def _run_relay(args: argparse.Namespace) -> None:
         await engine.dispose()
 
 
+def _demo(url: str | None) -> int:
+    from sqlalchemy.exc import ArgumentError
+
+    from cqrs_ddd_persistence_sqlalchemy.demo import DEFAULT_URL, DemoRefusedError, run_demo
+
+    try:
+        asyncio.run(run_demo(url or DEFAULT_URL))
+    except (DemoRefusedError, ArgumentError, OSError) as exc:
+        # A database the demo must not use, a malformed URL, or a server out of reach.
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the command line and run the command; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        from cqrs_ddd_persistence_sqlalchemy.demo import DEFAULT_URL
-        from cqrs_ddd_persistence_sqlalchemy.demo import main as run
-
-        run(args.db or DEFAULT_URL)
-        return 0
+        return _demo(args.db)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -102,8 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def relay_main(argv: Sequence[str] | None = None) -> int:
     """The ``cqrs-ddd-relay`` command: ``relay`` without the subcommand word."""
-    import sys
-
     return main(["relay", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -14,6 +14,7 @@ from cqrs_ddd_core.exceptions import DomainError
 __all__ = ["AggregateRoot", "IdT", "set_version"]
 
 IdT = TypeVar("IdT")
+EventT = TypeVar("EventT", bound=DomainEvent)
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 
@@ -48,7 +49,7 @@ class AggregateRoot(BaseModel, Generic[IdT]):
         if changed:
             cls.model_rebuild(force=True)
 
-    def add_event(self, event: DomainEvent) -> DomainEvent:
+    def add_event(self, event: EventT) -> EventT:
         """Record a new domain event and return it, stamped with this aggregate.
 
         The event gets this aggregate's id and type when it has none, and the version
