@@ -534,6 +534,22 @@ def test_postgres_downgrade_drops_the_functions_and_the_trigger(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
+def test_postgres_drop_all_removes_the_functions_create_all_made(
+    new_database: Callable[[], str],
+) -> None:
+    url = new_database()
+    run_on(url, create_library_tables)
+    assert {name for _, name, _ in run_on(url, postgres_objects)} >= {
+        "cqrs_events_next_position",
+        "cqrs_events_horizon",
+        "cqrs_outbox_notify",
+    }
+    run_on(url, lambda conn: Base.metadata.drop_all(conn, tables=LIBRARY))
+    assert run_on(url, postgres_objects) == []
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
 def test_postgres_positions_come_from_the_functions_and_the_outbox_notifies(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:

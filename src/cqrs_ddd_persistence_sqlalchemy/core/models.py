@@ -197,6 +197,13 @@ for _statement in (_EVENTS_NEXT_POSITION, _EVENTS_HORIZON, _EVENTS_DEFAULT):
         "after_create",
         DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
+# drop_all removes the functions with the table, so it leaves nothing behind.
+for _function in ("cqrs_events_next_position()", "cqrs_events_horizon()"):
+    event.listen(
+        EventModel.__table__,
+        "after_drop",
+        DDL(f"DROP FUNCTION IF EXISTS {_function}").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+    )
 
 
 # -- the outbox's table ------------------------------------------------------------------
@@ -291,3 +298,8 @@ for _statement in (_OUTBOX_NOTIFY, _OUTBOX_TRIGGER):
         "after_create",
         DDL(_statement).execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
     )
+event.listen(
+    OutboxMessage.__table__,
+    "after_drop",
+    DDL("DROP FUNCTION IF EXISTS cqrs_outbox_notify()").execute_if(dialect="postgresql"),  # type: ignore[no-untyped-call]
+)
