@@ -137,6 +137,16 @@ _PG_INSERT = """
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
 """
+# A single event (the common command) as plain VALUES: cheaper to encode and plan
+# than twelve one-element arrays.
+_PG_INSERT_ONE = """
+    INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,
+                        payload, metadata, occurred_at, schema_version,
+                        correlation_id, causation_id, tenant_id)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12)
+    ON CONFLICT DO NOTHING
+    RETURNING event_id, position
+"""
 _PG_HORIZON = text("SELECT cqrs_events_horizon()")
 _INSERT_COLUMNS = (
     "event_id",
@@ -251,8 +261,11 @@ class SQLAlchemyEventStore(IEventStore):
         self, session: AsyncSession, rows: list[tuple[Any, ...]]
     ) -> list[tuple[str, int]]:
         connection = await session.connection()
-        columns = tuple(list(column) for column in zip(*rows, strict=True))
-        result = await connection.exec_driver_sql(_PG_INSERT, columns)
+        if len(rows) == 1:
+            result = await connection.exec_driver_sql(_PG_INSERT_ONE, rows[0])
+        else:
+            columns = tuple(list(column) for column in zip(*rows, strict=True))
+            result = await connection.exec_driver_sql(_PG_INSERT, columns)
         return [(row[0], row[1]) for row in cast("Any", result)]
 
     async def _insert_sqlite(

@@ -14,12 +14,20 @@ delivered twice, and only the dead relay's batch can be. Between rounds the rela
 waits with a growing poll interval, and on PostgreSQL it also LISTENs for the
 notification that the outbox table's trigger sends when messages are committed, so
 new messages are picked up within milliseconds.
+
+A wake-up (a notification or :meth:`OutboxRelay.wake`) is followed by a short,
+jittered *linger* before the claim: commits that arrive together are published in one
+batch instead of one round each, and when several relays hear the same notification
+the first to claim takes the messages while the others find nothing, instead of all
+of them racing for every commit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -73,6 +81,8 @@ class OutboxRelay:
         poll_interval: the first wait when the outbox is empty; it doubles up to
             ``max_poll_interval`` while nothing comes.
         listen: on PostgreSQL, also wake up on the outbox trigger's NOTIFY.
+        linger: seconds to wait after a wake-up before claiming (jittered up to
+            twice that), so that a burst of commits makes one batch; 0 claims at once.
         owner: the relay's claim identity (unique by default).
     """
 
@@ -87,6 +97,7 @@ class OutboxRelay:
         poll_interval: float = 0.2,
         max_poll_interval: float = 5.0,
         listen: bool = True,
+        linger: float = 0.005,
         owner: str | None = None,
     ) -> None:
         if not isinstance(publisher, MessagePublisher | BatchPublisher):
@@ -98,12 +109,15 @@ class OutboxRelay:
             raise ValueError("batch_size must be >= 1")
         if not 0 < poll_interval <= max_poll_interval:
             raise ValueError("need 0 < poll_interval <= max_poll_interval")
+        if not 0 <= linger < max_poll_interval:
+            raise ValueError("need 0 <= linger < max_poll_interval")
         self.engine = engine
         self.publisher = publisher
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
         self.listen = listen
+        self.linger = linger
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         probe = SQLAlchemyOutboxStorage(lease=lease, retry=retry, owner=owner)
         self.owner = probe.owner
@@ -266,12 +280,16 @@ class OutboxRelay:
             logger.info("relay %s stopped: %s", self.owner, self.counters)
 
     async def _sleep(self, delay: float) -> None:
+        """Wait ``delay`` seconds, or less if woken (then linger) or stopped."""
         waits = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(self._stop.wait())]
         try:
             await asyncio.wait(waits, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for waiter in waits:
                 waiter.cancel()
+        if self._wake.is_set() and self.linger and not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.linger * (1 + random.random()))
 
     def wake(self) -> None:
         """Make a waiting relay look for messages now."""
