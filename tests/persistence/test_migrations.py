@@ -178,6 +178,11 @@ UNION ALL
 SELECT 'default', table_name || '.' || column_name, column_default
   FROM information_schema.columns
  WHERE table_schema = current_schema() AND column_default IS NOT NULL
+UNION ALL
+SELECT 'storage', c.relname::text, array_to_string(c.reloptions, ',')
+  FROM pg_class c
+ WHERE c.relkind = 'r' AND c.reloptions IS NOT NULL
+   AND c.relnamespace = current_schema()::regnamespace
 ORDER BY 1, 2
 """
 
@@ -513,9 +518,11 @@ def test_postgres_functions_trigger_and_sequence_match_create_all(
         ("function", "cqrs_events_next_position"),
         ("function", "cqrs_outbox_notify"),
         ("sequence", "events_position_seq"),
+        ("storage", "outbox"),
         ("trigger", "cqrs_outbox_notify"),
     ]
     assert ("default", "events.position", "cqrs_events_next_position()") in objects
+    assert ("storage", "outbox", "fillfactor=70") in objects
     assert ("sequence", "events_position_seq", "events.position") in objects
 
 

@@ -9,8 +9,14 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from cqrs_ddd_core.ports.outbox import OutboxMessage, OutboxStatus, RetryPolicy
 from cqrs_ddd_persistence_sqlalchemy.core import SQLAlchemyOutboxStorage
@@ -208,3 +214,67 @@ async def test_publishers_load_by_name_or_path() -> None:
         load_publisher("nonsense")
     with pytest.raises(ValueError, match="not a publisher"):
         load_publisher("json:JSONDecoder")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_relay_survives_losing_its_database_connections(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession], db_url: str
+) -> None:
+    relay_engine = create_async_engine(
+        db_url, connect_args={"server_settings": {"application_name": "relay-under-test"}}
+    )
+    publisher = Recorder()
+    relay = OutboxRelay(relay_engine, publisher, poll_interval=0.02, max_poll_interval=0.2)
+    running = asyncio.create_task(relay.run())
+
+    async def published(ids: set[str]) -> None:
+        deadline = time.monotonic() + 10
+        while not ids <= set(publisher.published):
+            assert not running.done(), running.exception()
+            assert time.monotonic() < deadline, f"not published: {ids - set(publisher.published)}"
+            await asyncio.sleep(0.01)
+
+    try:
+        await save(session_factory, ["before"])
+        await published({"before"})
+        for round_ in range(2):
+            async with engine.connect() as conn:
+                killed = await conn.scalar(
+                    text(
+                        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                        "WHERE application_name = 'relay-under-test'"
+                    )
+                )
+            assert killed, "the relay had no connection to lose"
+            ids = {f"after-{round_}-{i}" for i in range(3)}
+            await save(session_factory, sorted(ids))
+            await published(ids)
+        assert relay.counters.database_errors >= 1
+    finally:
+        relay.stop()
+        await asyncio.wait_for(running, timeout=5)
+        await relay_engine.dispose()
+    assert Counter(publisher.published) == Counter(
+        ["before", *(f"after-{r}-{i}" for r in range(2) for i in range(3))]
+    )
+    assert set((await statuses(session_factory)).values()) == {OutboxStatus.PUBLISHED}
+
+
+async def test_a_relay_stops_on_a_database_error_that_waiting_cannot_fix(
+    session_factory: async_sessionmaker[AsyncSession], db_url: str
+) -> None:
+    # A database without the outbox table: a deployment error, not a blip.
+    empty = create_async_engine(db_url.replace("test.db", "empty.db"))
+    if empty.dialect.name == "postgresql":
+        await empty.dispose()
+        empty = create_async_engine(
+            db_url, connect_args={"server_settings": {"search_path": "pg_catalog"}}
+        )
+    relay = OutboxRelay(empty, Recorder(), poll_interval=0.01, max_poll_interval=0.05)
+    try:
+        with pytest.raises(DBAPIError):
+            await asyncio.wait_for(relay.run(), timeout=10)
+    finally:
+        await empty.dispose()
+    assert relay.counters.database_errors == 0

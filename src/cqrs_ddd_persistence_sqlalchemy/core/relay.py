@@ -28,12 +28,14 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.exceptions import ClaimLostError
 from cqrs_ddd_core.ports.outbox import (
@@ -51,6 +53,23 @@ __all__ = ["OutboxRelay", "RelayCounters"]
 
 logger = logging.getLogger("cqrs_ddd_persistence_sqlalchemy.relay")
 
+
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit TO off")
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether a database error is worth waiting out (the connection or server went away)."""
+    if isinstance(exc, OSError | InterfaceError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    # SQLite's "database is locked" / "busy" pass; "no such table" is a deployment error.
+    text = str(exc.orig).lower()
+    return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text)
+
+
 # A published batch waiting to be recorded: its messages and their outcomes.
 _Batch = tuple[list[OutboxMessage], list[BaseException | None]]
 
@@ -64,6 +83,7 @@ class RelayCounters:
     dead_lettered: int = 0
     claims_lost: int = 0
     rounds: int = 0
+    database_errors: int = 0
     by_type: dict[str, int] = field(default_factory=dict)
 
 
@@ -83,6 +103,11 @@ class OutboxRelay:
         listen: on PostgreSQL, also wake up on the outbox trigger's NOTIFY.
         linger: seconds to wait after a wake-up before claiming (jittered up to
             twice that), so that a burst of commits makes one batch; 0 claims at once.
+        durable_commits: on PostgreSQL the relay's own transactions (claims and
+            outcomes) commit with ``synchronous_commit = off`` unless this is true: a
+            server crash may then lose the last fraction of a second of outcomes, and
+            those messages are published again (delivery is at-least-once anyway),
+            while the relay no longer waits for, or competes with, WAL flushes.
         owner: the relay's claim identity (unique by default).
     """
 
@@ -98,6 +123,7 @@ class OutboxRelay:
         max_poll_interval: float = 5.0,
         listen: bool = True,
         linger: float = 0.005,
+        durable_commits: bool = False,
         owner: str | None = None,
     ) -> None:
         if not isinstance(publisher, MessagePublisher | BatchPublisher):
@@ -118,6 +144,7 @@ class OutboxRelay:
         self.max_poll_interval = max_poll_interval
         self.listen = listen
         self.linger = linger
+        self.durable_commits = durable_commits
         self._sessions = async_sessionmaker(engine, expire_on_commit=False)
         probe = SQLAlchemyOutboxStorage(lease=lease, retry=retry, owner=owner)
         self.owner = probe.owner
@@ -126,6 +153,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
         self._running = False
+        self._listener_lost = False
 
     def _storage(self, session: Any) -> SQLAlchemyOutboxStorage:
         return SQLAlchemyOutboxStorage(
@@ -149,13 +177,24 @@ class OutboxRelay:
         One commit a round instead of two: the write-back of one batch and the claim
         of the next share a transaction.
         """
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             storage = self._storage(session)
             if previous is not None:
                 await self._write_outcomes(storage, *previous)
             messages = [] if self._stop.is_set() else await storage.get_pending(self.batch_size)
             await session.commit()
         return messages
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session for one of the relay's own transactions (claims, outcomes, releases)."""
+        async with self._sessions() as session:
+            if not self.durable_commits and self.engine.dialect.name == "postgresql":
+                # Losing this commit in a server crash only means publishing again
+                # (at-least-once either way), so it need not wait for the WAL flush,
+                # nor make the application's commits queue behind the relay's.
+                await session.execute(_ASYNC_COMMIT)
+            yield session
 
     async def _publish_or_release(
         self, messages: list[OutboxMessage]
@@ -189,7 +228,7 @@ class OutboxRelay:
     async def _record(
         self, messages: Sequence[OutboxMessage], outcomes: Sequence[BaseException | None]
     ) -> None:
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             await self._write_outcomes(self._storage(session), messages, outcomes)
             await session.commit()
 
@@ -234,7 +273,7 @@ class OutboxRelay:
                 logger.warning("publishing %s failed, will retry: %s", message.message_id, text)
 
     async def _release(self, messages: Sequence[OutboxMessage]) -> None:
-        async with self._sessions() as session:
+        async with self._transaction() as session:
             await self._storage(session).release([m.message_id for m in messages])
             await session.commit()
 
@@ -246,38 +285,66 @@ class OutboxRelay:
             raise RuntimeError("this relay is already running")
         self._running = True
         self._stop.clear()
-        listener = await self._start_listening()
+        listener: AsyncConnection | None = None
         delay = self.poll_interval
+        failures = 0
         logger.info("relay %s started (batch size %d)", self.owner, self.batch_size)
         previous: _Batch | None = None
         try:
             while True:
-                # Cleared before claiming: a notification that arrives while this
-                # round runs is kept and cuts the next sleep short.
-                self._wake.clear()
-                batch, previous = previous, None
-                messages = await asyncio.shield(self._claim(batch))
-                if not messages:
+                try:
+                    if listener is not None and self._listener_lost:
+                        await asyncio.shield(self._stop_listening(listener, quiet=True))
+                        listener = None
+                    if listener is None and self._wants_listener():
+                        listener = await self._start_listening()
+                    # Cleared before claiming: a notification that arrives while this
+                    # round runs is kept and cuts the next sleep short.
+                    self._wake.clear()
+                    messages = await asyncio.shield(self._claim(previous))
+                    previous = None
+                    failures = 0
+                    if not messages:
+                        if self._stop.is_set():
+                            break
+                        await self._sleep(delay)
+                        delay = min(delay * 2, self.max_poll_interval)
+                        continue
+                    delay = self.poll_interval
+                    previous = (messages, await self._publish_or_release(messages))
+                    if len(messages) < self.batch_size and not self._stop.is_set():
+                        # Not a full batch: record it now rather than with the next
+                        # claim, which may be a poll interval away.
+                        await asyncio.shield(self._record(*previous))
+                        previous = None
+                        await self._sleep(delay)
+                except (DBAPIError, OSError) as exc:
+                    if not _transient(exc):
+                        raise
+                    # The database went away (connection lost, server restarting):
+                    # wait and go on. What was claimed and not recorded is recorded
+                    # with the next claim, or published again once its lease ends.
+                    failures += 1
+                    self.counters.database_errors += 1
+                    wait = min(self.poll_interval * 2**failures, self.max_poll_interval)
+                    logger.error(
+                        "relay %s: database error, retrying in %.2fs: %s", self.owner, wait, exc
+                    )
+                    if listener is not None:
+                        await asyncio.shield(self._stop_listening(listener, quiet=True))
+                        listener = None
                     if self._stop.is_set():
                         break
-                    await self._sleep(delay)
-                    delay = min(delay * 2, self.max_poll_interval)
-                    continue
-                delay = self.poll_interval
-                previous = (messages, await self._publish_or_release(messages))
-                if len(messages) < self.batch_size and not self._stop.is_set():
-                    # Not a full batch: record it now rather than with the next claim,
-                    # which may be a poll interval away.
-                    await asyncio.shield(self._record(*previous))
-                    previous = None
-                    await self._sleep(delay)
+                    await self._sleep(wait)
         finally:
-            if previous is not None:
-                await asyncio.shield(self._record(*previous))
-            self._running = False
-            if listener is not None:
-                await asyncio.shield(self._stop_listening(listener))
-            logger.info("relay %s stopped: %s", self.owner, self.counters)
+            try:
+                if previous is not None:
+                    await asyncio.shield(self._record(*previous))
+            finally:
+                self._running = False
+                if listener is not None:
+                    await asyncio.shield(self._stop_listening(listener, quiet=True))
+                logger.info("relay %s stopped: %s", self.owner, self.counters)
 
     async def _sleep(self, delay: float) -> None:
         """Wait ``delay`` seconds, or less if woken (then linger) or stopped."""
@@ -306,25 +373,44 @@ class OutboxRelay:
 
     # -- LISTEN/NOTIFY -------------------------------------------------------------
 
-    async def _start_listening(self) -> AsyncConnection | None:
-        if not self.listen or self.engine.dialect.name != "postgresql":
-            return None
+    def _wants_listener(self) -> bool:
+        return self.listen and self.engine.dialect.name == "postgresql"
+
+    async def _start_listening(self) -> AsyncConnection:
+        self._listener_lost = False
         connection = await self.engine.connect()
+        driver: Any = None
         try:
             raw = await connection.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
             await driver.add_listener(OUTBOX_CHANNEL, self._notified)
-        except BaseException:
+            # A LISTEN connection that dies says nothing: notice it and listen again.
+            driver.add_termination_listener(self._listener_terminated)
+        except BaseException as exc:
+            closed = driver is not None and driver.is_closed()
+            await connection.invalidate()
             await connection.close()
+            if closed and isinstance(exc, Exception):
+                # The pool handed out a connection the server had closed: a blip.
+                raise ConnectionError(f"the LISTEN connection was closed: {exc}") from exc
             raise
         return connection
 
     def _notified(self, *_: Any) -> None:
         self._wake.set()
 
-    async def _stop_listening(self, connection: AsyncConnection) -> None:
+    def _listener_terminated(self, *_: Any) -> None:
+        self._listener_lost = True
+        self._wake.set()
+
+    async def _stop_listening(self, connection: AsyncConnection, *, quiet: bool = False) -> None:
         # Discard the connection rather than return it to the pool with a listener
         # attached; closing it ends the LISTEN.
-        await connection.invalidate()
-        await connection.close()
+        try:
+            await connection.invalidate()
+            await connection.close()
+        except (OperationalError, InterfaceError, OSError):
+            if not quiet:
+                raise
+            logger.debug("relay %s: closing the LISTEN connection failed", self.owner)

@@ -135,6 +135,8 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=100), nullable=True),
         sa.Column("claimed_until", _TIMESTAMP, nullable=True),
         sa.PrimaryKeyConstraint("event_id", name="pk_outbox"),
+        # Room on every page so that a claim is a HOT update (see core/models.py).
+        postgresql_with={"fillfactor": 70},
     )
     op.create_index(
         "ix_outbox_due",
