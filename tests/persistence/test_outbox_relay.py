@@ -278,3 +278,17 @@ async def test_a_relay_stops_on_a_database_error_that_waiting_cannot_fix(
     finally:
         await empty.dispose()
     assert relay.counters.database_errors == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+@pytest.mark.parametrize(("durable", "expected"), [(False, "off"), (True, "on")])
+async def test_the_relays_own_transactions_commit_asynchronously_unless_durable(
+    engine: AsyncEngine, durable: bool, expected: str
+) -> None:
+    relay = OutboxRelay(engine, Recorder(), durable_commits=durable)
+    async with relay._transaction() as session:
+        assert await session.scalar(text("SHOW synchronous_commit")) == expected
+    # Only that transaction: the pooled connection is back to the server's setting.
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SHOW synchronous_commit")) == "on"
