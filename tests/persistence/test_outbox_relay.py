@@ -282,13 +282,21 @@ async def test_a_relay_stops_on_a_database_error_that_waiting_cannot_fix(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
-@pytest.mark.parametrize(("durable", "expected"), [(False, "off"), (True, "on")])
+@pytest.mark.parametrize("durable", [False, True])
 async def test_the_relays_own_transactions_commit_asynchronously_unless_durable(
-    engine: AsyncEngine, durable: bool, expected: str
+    engine: AsyncEngine, db_url: str, durable: bool
 ) -> None:
-    relay = OutboxRelay(engine, Recorder(), durable_commits=durable)
-    async with relay._transaction() as session:
-        assert await session.scalar(text("SHOW synchronous_commit")) == expected
-    # Only that transaction: the pooled connection is back to the server's setting.
-    async with engine.connect() as conn:
-        assert await conn.scalar(text("SHOW synchronous_commit")) == "on"
+    # Every connection of this engine starts with a setting that is not "off".
+    synchronous = create_async_engine(
+        db_url, connect_args={"server_settings": {"synchronous_commit": "remote_apply"}}
+    )
+    relay = OutboxRelay(synchronous, Recorder(), durable_commits=durable)
+    try:
+        async with relay._transaction() as session:
+            inside = await session.scalar(text("SHOW synchronous_commit"))
+        async with synchronous.connect() as conn:
+            after = await conn.scalar(text("SHOW synchronous_commit"))
+    finally:
+        await synchronous.dispose()
+    assert inside == ("remote_apply" if durable else "off")
+    assert after == "remote_apply"  # SET LOCAL: that transaction only
