@@ -1,8 +1,9 @@
 """The order aggregate and the events it records.
 
-Every command method changes the order and records exactly one event, so the
-order's stored version and the version of its event stream move in step: an order
-at version 3 has events 1 to 3, and :meth:`Order.from_history` rebuilds it exactly.
+Every command method changes the order and records one event. The stored version of
+an aggregate is that of its last event (the library counts versions in events), so
+the order's row and its event stream move in step: an order at version 3 has events
+1 to 3, and :meth:`Order.from_history` rebuilds it exactly.
 """
 
 from __future__ import annotations

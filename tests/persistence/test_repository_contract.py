@@ -6,6 +6,8 @@ import pytest
 from contract_support import Backend
 from sample_domain import Counter, Customer, Order
 
+from cqrs_ddd_core.domain.aggregate import set_version
+from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.exceptions import OptimisticConcurrencyError, UnitOfWorkError
 from cqrs_ddd_specifications import QueryOptions, SpecificationBuilder
 
@@ -28,6 +30,21 @@ async def _seed_orders(adapter: Backend, count: int) -> list[Order]:
         for order in orders:
             await adapter.orders.add(order, uow=uow)
     return orders
+
+
+class Incremented(DomainEvent):
+    by: int
+
+
+def _increment(counter: Counter, *steps: int) -> list[int]:
+    """Record one event per step; return the stream versions they were given."""
+    versions = []
+    for by in steps:
+        counter.value += by
+        event = counter.add_event(Incremented(by=by))
+        assert event.version is not None
+        versions.append(event.version)
+    return versions
 
 
 class RepositoryContract:
@@ -241,6 +258,45 @@ class RepositoryContract:
                     Customer(id="x", name="n", email="e"),  # type: ignore[arg-type]
                     uow=uow,
                 )
+
+    async def test_the_stored_version_is_that_of_the_last_event_recorded(
+        self, adapter: Backend
+    ) -> None:
+        counter = Counter(id="c-ev")
+        assert _increment(counter, 1, 2) == [1, 2]
+        async with adapter.uow() as uow:
+            await adapter.counters.add(counter, uow=uow)
+        assert counter.version == 2
+        assert [e.version for e in counter.pull_domain_events()] == [1, 2]
+
+        # The next command numbers its events after the stored ones, whether the
+        # events are pulled before or after the save.
+        async with adapter.uow() as uow:
+            loaded = await adapter.counters.get("c-ev", uow=uow)
+            assert loaded is not None
+            assert loaded.version == 2
+            assert _increment(loaded, 10, 20, 30) == [3, 4, 5]
+            assert [e.version for e in loaded.pull_domain_events()] == [3, 4, 5]
+            await adapter.counters.add(loaded, uow=uow)
+            assert loaded.version == 5
+        async with adapter.uow() as uow:
+            again = await adapter.counters.get("c-ev", uow=uow)
+            assert again is not None
+            assert (again.value, again.version) == (63, 5)
+            # A save without events still moves the version on by one.
+            again.value = 0
+            await adapter.counters.add(again, uow=uow)
+            assert again.version == 6
+            assert _increment(again, 1) == [7]
+
+        stale = Counter(id="c-ev", value=1)
+        stale_version = 5
+        set_version(stale, stale_version)
+        _increment(stale, 1, 1)
+        async with adapter.uow() as uow:
+            with pytest.raises(OptimisticConcurrencyError):
+                await adapter.counters.add(stale, uow=uow)
+            assert stale.version == stale_version
 
 
 class TestInMemoryRepository(RepositoryContract):

@@ -132,6 +132,29 @@ async def test_a_stale_orm_object_changed_through_the_session_is_a_conflict(
             await first.commit()
 
 
+async def test_plain_orm_writes_of_a_versioned_model_advance_its_version_by_one(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        uow.session.add(CounterModel(id="orm", value=0))  # no version given
+        uow.session.add(CounterModel(id="other", value=0))
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        row = await uow.session.get(CounterModel, "orm")
+        untouched = await uow.session.get(CounterModel, "other")
+        assert row is not None
+        assert untouched is not None
+        assert (row.version, untouched.version) == (1, 1)
+        row.value = 5
+        untouched.value = untouched.value  # in the session, no net change
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        loaded = await counters.get("orm", uow=uow)
+        other = await counters.get("other", uow=uow)
+    assert loaded is not None
+    assert other is not None
+    assert (loaded.value, loaded.version) == (5, 2)
+    assert other.version == 1
+
+
 async def test_cancellation_still_releases_the_connection(
     engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
 ) -> None:

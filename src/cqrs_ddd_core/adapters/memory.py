@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from cqrs_ddd_core.domain.aggregate import AggregateRoot, set_version
+from cqrs_ddd_core.domain.aggregate import AggregateRoot, saved_version, set_version
 from cqrs_ddd_core.exceptions import OptimisticConcurrencyError
 from cqrs_ddd_core.ports.repository import IRepository
 from cqrs_ddd_core.ports.search_result import SearchResult
@@ -180,9 +180,10 @@ class InMemoryRepository(IRepository[T, ID], Generic[T, ID]):
             committed = work.store.table(self.table).get(entity.id)
             base = None if committed is None else committed.version
         stored = self._copy(entity)
-        set_version(stored, entity.version + 1)
+        version = saved_version(entity)
+        set_version(stored, version)
         work.write(self.table, entity.id, stored, base)
-        set_version(entity, entity.version + 1)
+        set_version(entity, version)
         return entity
 
     async def add_all(self, entities: Sequence[T], uow: UnitOfWork) -> list[T]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, PrivateAttr
 from cqrs_ddd_core.domain.events import DomainEvent
 from cqrs_ddd_core.exceptions import DomainError
 
-__all__ = ["AggregateRoot", "IdT", "set_version"]
+__all__ = ["AggregateRoot", "IdT", "saved_version", "set_version"]
 
 IdT = TypeVar("IdT")
 EventT = TypeVar("EventT", bound=DomainEvent)
@@ -27,6 +27,12 @@ class AggregateRoot(BaseModel, Generic[IdT]):
     (the optimistic-concurrency token). Events recorded with :meth:`add_event` wait
     until :meth:`pull_domain_events` hands them out (for the outbox or event store).
 
+    The version counts events: :meth:`add_event` numbers the events of a stream
+    ``version + 1``, ``version + 2``, ..., and a save stores the version of the last
+    event recorded since the previous save (one more than before when none was), so
+    an aggregate kept as a row and as an event stream has the same version in both,
+    whether its events are pulled before or after the save.
+
     Collection fields (``list``, ``set``, ``dict``) declared without a default start
     empty, so ``Customer(id="c1", name="John")`` is valid for a customer with
     ``addresses: list[Address]``: a new aggregate has no children yet.
@@ -36,6 +42,8 @@ class AggregateRoot(BaseModel, Generic[IdT]):
     version: int = Field(default=0, ge=0, frozen=True)
 
     _domain_events: list[DomainEvent] = PrivateAttr(default_factory=list)
+    # Events recorded since the last save or load, pulled or not.
+    _recorded: int = PrivateAttr(default=0)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -53,7 +61,8 @@ class AggregateRoot(BaseModel, Generic[IdT]):
         """Record a new domain event and return it, stamped with this aggregate.
 
         The event gets this aggregate's id and type when it has none, and the version
-        it gives the stream: the current version plus the events already pending.
+        it gives the stream: the current version plus the events recorded since the
+        last save, plus one.
         """
         update: dict[str, Any] = {}
         if event.aggregate_id is None:
@@ -61,9 +70,10 @@ class AggregateRoot(BaseModel, Generic[IdT]):
         if event.aggregate_type is None:
             update["aggregate_type"] = type(self).__name__
         if event.version is None:
-            update["version"] = self.version + len(self._domain_events) + 1
+            update["version"] = self.version + self._recorded + 1
         stamped = event.model_copy(update=update) if update else event
         self._domain_events.append(stamped)
+        self._recorded += 1
         return stamped
 
     @property
@@ -114,5 +124,18 @@ class AggregateRoot(BaseModel, Generic[IdT]):
 
 
 def set_version(aggregate: AggregateRoot[Any], version: int) -> None:
-    """Set an aggregate's stored version. For persistence adapters, not domain code."""
+    """Set an aggregate's stored version. For persistence adapters, not domain code.
+
+    The events recorded so far count as saved: the next event is ``version + 1``.
+    """
     object.__setattr__(aggregate, "version", version)
+    aggregate._recorded = 0
+
+
+def saved_version(aggregate: AggregateRoot[Any]) -> int:
+    """The version a save of ``aggregate`` stores: that of its last recorded event.
+
+    ``version`` plus the events recorded since the last save, or plus one when there
+    are none. For persistence adapters.
+    """
+    return aggregate.version + max(1, aggregate._recorded)

@@ -24,7 +24,14 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Mapper,
+    attributes,
+    mapped_column,
+    object_session,
+)
 
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_core.ports.outbox import OutboxStatus
@@ -100,8 +107,42 @@ class Base(DeclarativeBase):
                 cls.version = mapped_column("version", Integer, nullable=False)
             mapper_args = dict(cls.__dict__.get("__mapper_args__", {}))
             mapper_args.setdefault("version_id_col", cls.__dict__["version"])
+            # The ORM checks the version (UPDATE ... WHERE version = <loaded>) but the
+            # new value is set here: by the repository, which stores the version of
+            # the aggregate's last event, or by _next_version for plain ORM writes.
+            mapper_args.setdefault("version_id_generator", False)
             cls.__mapper_args__ = mapper_args
         super().__init_subclass__(**kwargs)
+
+
+def _version_key(mapper: Mapper[Any]) -> str | None:
+    """The version attribute of a model whose versions this module assigns."""
+    if mapper.version_id_col is None or mapper.version_id_generator is not False:
+        return None
+    return mapper.get_property_by_column(mapper.version_id_col).key
+
+
+@event.listens_for(Base, "before_insert", propagate=True)
+def _first_version(mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    key = _version_key(mapper)
+    if key is not None and getattr(target, key, None) is None:
+        setattr(target, key, 1)
+
+
+@event.listens_for(Base, "before_update", propagate=True)
+def _next_version(mapper: Mapper[Any], _connection: Any, target: Any) -> None:
+    """Plain ORM updates of a versioned model advance its version by one."""
+    key = _version_key(mapper)
+    if key is None:
+        return
+    history = attributes.get_history(target, key)
+    if history.added:  # set by the application (the repository does)
+        return
+    session = object_session(target)
+    if session is None or not session.is_modified(target, include_collections=False):
+        return  # in the flush but with no column changed: no UPDATE of this row
+    current = history.unchanged[0] if history.unchanged else 0
+    setattr(target, key, current + 1)
 
 
 def _annotations(cls: type[Any]) -> dict[str, Any]:

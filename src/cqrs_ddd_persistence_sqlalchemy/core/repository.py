@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapper
 from typing_extensions import TypeVar
 
-from cqrs_ddd_core.domain.aggregate import AggregateRoot, set_version
+from cqrs_ddd_core.domain.aggregate import AggregateRoot, saved_version, set_version
 from cqrs_ddd_core.ports.repository import IRepository
 from cqrs_ddd_core.ports.search_result import SearchResult
 from cqrs_ddd_core.ports.unit_of_work import UnitOfWork
@@ -145,9 +145,10 @@ class SQLAlchemyRepository(IRepository[T, ID], Generic[T, ID]):
             await session.merge(model)
             return entity
         if entity.version == 0:
-            setattr(model, mapper.version_attr, 1)
+            version = self._first_version(entity)
+            setattr(model, mapper.version_attr, version)
             session.add(model)
-            set_version(entity, 1)
+            set_version(entity, version)
             return entity
         await self._update(session, entity, model)
         return entity
@@ -170,13 +171,18 @@ class SQLAlchemyRepository(IRepository[T, ID], Generic[T, ID]):
                 await self.add(entity, uow)
                 continue
             model = self._checked_model(entity, mapper)
-            setattr(model, version_attr, 1)
+            setattr(model, version_attr, self._first_version(entity))
             new.append((entity, model))
         # Versions change only once every new entity mapped without error.
         session.add_all([model for _, model in new])
-        for entity, _ in new:
-            set_version(entity, 1)
+        for entity, model in new:
+            set_version(entity, getattr(model, version_attr))
         return list(entities)
+
+    def _first_version(self, entity: T) -> int:
+        # The ORM's own version generator (a model not on this library's Base) always
+        # inserts version 1; otherwise the version of the last recorded event.
+        return saved_version(entity) if self._sa_mapper.version_id_generator is False else 1
 
     def _checked_model(self, entity: T, mapper: ModelMapper[T, Any]) -> Any:
         if not isinstance(entity, self._entity_cls):
@@ -199,7 +205,8 @@ class SQLAlchemyRepository(IRepository[T, ID], Generic[T, ID]):
             if column is self._pk or column is self._version_col or prop.key not in state:
                 continue
             values[column] = state[prop.key]
-        values[self._version_col] = expected + 1
+        version = saved_version(entity)
+        values[self._version_col] = version
         stmt = (
             update(self._table)
             .where(self._pk == entity_id, self._version_col == expected)
@@ -217,13 +224,13 @@ class SQLAlchemyRepository(IRepository[T, ID], Generic[T, ID]):
                 expected_version=expected,
                 actual_version=actual,
             )
-        set_version(entity, expected + 1)
+        set_version(entity, version)
         if self.mapper.loader_options():
             # Related rows (collections, many-to-one) go through the ORM's cascades;
             # the root row is already current, so merge only touches the children.
             version_attr = self.mapper.version_attr
             assert version_attr is not None
-            setattr(model, version_attr, expected + 1)
+            setattr(model, version_attr, version)
             await session.merge(model, options=self.mapper.loader_options())
             await session.flush()
 
