@@ -37,7 +37,7 @@ REPOSITORY_HEADER = ("backend", "workload", "ours", "baseline", "ratio", "CPU ra
 EVENT_STORE_HEADER = ("backend", "workload", "baseline", "ours", "baseline", "ours/baseline")
 OUTBOX_HEADER = ("backend", "workload", "result", "ratio", "target")
 
-COLORS = {"SQLite": "#4C72B0", "PostgreSQL": "#DD8452", "PostgreSQL, latest run": "#C44E52"}
+COLORS = {"SQLite": "#4C72B0", "PostgreSQL": "#DD8452", "PostgreSQL, earlier run": "#8C8C8C"}
 RESULT_COLORS = {"PASS": "#55A868", "MISS": "#C44E52", "info": "#8C8C8C"}
 
 
@@ -177,7 +177,7 @@ def _wrap(text: str, width: int = 34) -> str:
 # -- the plots -----------------------------------------------------------------------------
 
 
-def plot_repository(full: Table, latest: Table) -> Figure:
+def plot_repository(full: Table, earlier: Table) -> Figure:
     """Wall-time and CPU ratios of the repository against hand-written ORM code."""
     workload, ratio, cpu = full.column("workload"), full.column("ratio"), full.column("CPU ratio")
     # Each workload once, in table order; rows without a ratio (memory) are not timed.
@@ -187,7 +187,7 @@ def plot_repository(full: Table, latest: Table) -> Figure:
     series: list[tuple[str, Table, str]] = [
         ("SQLite", full, "SQLite"),
         ("PostgreSQL", full, "PostgreSQL"),
-        ("PostgreSQL, latest run", latest, "PostgreSQL"),
+        ("PostgreSQL, earlier run", earlier, "PostgreSQL"),
     ]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     height = 0.8 / len(series)
@@ -306,11 +306,11 @@ def figures(text: str) -> dict[str, Callable[[], Figure]]:
     """The plots of a performance page, by file name; every table is found first."""
     tables = read_tables(text)
     repository = find_table(tables, "Repository", REPOSITORY_HEADER)
-    latest = find_table(tables, "Latest run", REPOSITORY_HEADER)
+    earlier = find_table(tables, "Earlier run", REPOSITORY_HEADER)
     event_store = find_table(tables, "Event store", EVENT_STORE_HEADER)
     outbox = find_table(tables, "Outbox", OUTBOX_HEADER)
     return {
-        "repository.png": lambda: plot_repository(repository, latest),
+        "repository.png": lambda: plot_repository(repository, earlier),
         "event-store.png": lambda: plot_event_store(event_store),
         "outbox.png": lambda: plot_outbox(outbox),
     }

@@ -300,3 +300,24 @@ async def test_the_relays_own_transactions_commit_asynchronously_unless_durable(
         await synchronous.dispose()
     assert inside == ("remote_apply" if durable else "off")
     assert after == "remote_apply"  # SET LOCAL: that transaction only
+
+
+class BrokenBatchPublisher:
+    """Breaks the batch protocol by raising instead of returning outcomes."""
+
+    async def publish_batch(self, messages: Sequence[OutboxMessage]) -> list[None]:
+        raise ConnectionError("broker down")
+
+
+async def test_a_publisher_error_is_not_taken_for_a_database_error(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    await save(session_factory, ["x", "y"])
+    relay = OutboxRelay(engine, BrokenBatchPublisher(), poll_interval=0.01)
+    with pytest.raises(ConnectionError, match="broker down"):
+        await asyncio.wait_for(relay.run(), timeout=10)
+    assert relay.counters.database_errors == 0
+    # The claims were given back: the messages are due again at once.
+    async with session_factory() as session:
+        due = await SQLAlchemyOutboxStorage(session).get_pending(10)
+    assert sorted(m.message_id for m in due) == ["x", "y"]

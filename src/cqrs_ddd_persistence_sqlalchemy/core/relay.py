@@ -292,6 +292,7 @@ class OutboxRelay:
         previous: _Batch | None = None
         try:
             while True:
+                publishing = False
                 try:
                     if listener is not None and self._listener_lost:
                         await asyncio.shield(self._stop_listening(listener, quiet=True))
@@ -311,7 +312,9 @@ class OutboxRelay:
                         delay = min(delay * 2, self.max_poll_interval)
                         continue
                     delay = self.poll_interval
+                    publishing = True
                     previous = (messages, await self._publish_or_release(messages))
+                    publishing = False
                     if len(messages) < self.batch_size and not self._stop.is_set():
                         # Not a full batch: record it now rather than with the next
                         # claim, which may be a poll interval away.
@@ -319,8 +322,8 @@ class OutboxRelay:
                         previous = None
                         await self._sleep(delay)
                 except (DBAPIError, OSError) as exc:
-                    if not _transient(exc):
-                        raise
+                    if publishing or not _transient(exc):
+                        raise  # the publisher's own errors are outcomes, or bugs
                     # The database went away (connection lost, server restarting):
                     # wait and go on. What was claimed and not recorded is recorded
                     # with the next claim, or published again once its lease ends.
