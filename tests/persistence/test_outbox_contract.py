@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.adapters import InMemoryOutbox, InMemoryOutboxStorage
@@ -266,3 +267,49 @@ class TestSQLAlchemyOutbox(OutboxContract):
         yield Outbox(new_storage, commit)
         for session in sessions:
             await session.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_generic_plan_of_the_claim_still_uses_the_partial_index(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    # Many published rows, a few due ones. A prepared statement may run with a generic
+    # plan; it must still find the due rows through ix_outbox_due, not read the table.
+    published = 50_000
+    async with session_factory() as session:
+        await session.execute(
+            text(
+                "INSERT INTO outbox (event_id, event_type, payload, metadata, status, "
+                "retry_count, created_at, next_attempt_at, published_at) "
+                "SELECT 'm' || g, 'E', '{}', '{}', "
+                "CASE WHEN g > :published THEN 'pending' ELSE 'published' END, 0, "
+                "now() - interval '1 day' + g * interval '1 ms', now() - interval '1 day', "
+                "now() FROM generate_series(1, :published + 300) g"
+            ),
+            {"published": published},
+        )
+        await session.commit()
+        await session.execute(text("ANALYZE outbox"))
+        await session.commit()
+
+    async def rows_read_by_scans(session: AsyncSession) -> int:
+        await session.execute(text("SELECT pg_stat_force_next_flush()"))
+        await session.commit()
+        await session.execute(text("SELECT pg_stat_clear_snapshot()"))
+        return int(
+            await session.scalar(
+                text("SELECT seq_tup_read FROM pg_stat_user_tables WHERE relname = 'outbox'")
+            )
+            or 0
+        )
+
+    async with session_factory() as session:
+        before = await rows_read_by_scans(session)
+        await session.execute(text("SET plan_cache_mode = force_generic_plan"))
+        storage = SQLAlchemyOutboxStorage(session)
+        claimed = [len(await storage.get_pending(100)) for _ in range(3)]
+        await session.commit()
+        after = await rows_read_by_scans(session)
+    assert claimed == [100, 100, 100]
+    assert after - before < published, f"the claims scanned {after - before} rows"

@@ -28,6 +28,7 @@ relay per SQLite database.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Sequence
@@ -37,9 +38,12 @@ from typing import Any, cast
 from pydantic_core import from_json
 from sqlalchemy import (
     ARRAY,
+    ColumnElement,
+    Integer,
     String,
     Table,
     Text,
+    Update,
     and_,
     any_,
     bindparam,
@@ -47,6 +51,7 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -118,6 +123,82 @@ def _message(row: Any) -> OutboxMessage:
             "next_attempt_at": row[10],
         }
     )
+
+
+def _is_due(status: ColumnElement[Any]) -> ColumnElement[bool]:
+    """``status IN ('pending', 'failed')``, with the values written into the SQL.
+
+    The partial indexes have this predicate; with the values as parameters a generic
+    plan (which PostgreSQL may choose for a prepared statement) could not prove the
+    index applies and would scan every published row.
+    """
+    return status.in_([literal_column(f"'{value.value}'") for value in _DUE])
+
+
+@functools.cache
+def _claim_statement(dialect: str) -> Update:
+    """The claim (built once per dialect; parameters ``now``, ``claim_limit``,
+    ``owner``, ``claimed_until``): the oldest due messages with no live claim and no
+    older message of their ``ordering_key`` still to publish, given this owner's lease.
+    """
+    now = bindparam("now", type_=UTCDateTime())
+    earlier = aliased(_TABLE)
+    blocked_by_older = (
+        select(literal(1))
+        .where(
+            earlier.c.ordering_key == _C.ordering_key,
+            _is_due(earlier.c.status),
+            or_(
+                earlier.c.created_at < _C.created_at,
+                and_(
+                    earlier.c.created_at == _C.created_at,
+                    earlier.c.event_id < _C.event_id,
+                ),
+            ),
+        )
+        .exists()
+    )
+    candidates = (
+        select(_C.event_id)
+        .where(
+            _is_due(_C.status),
+            _C.next_attempt_at <= now,
+            or_(_C.claimed_until.is_(None), _C.claimed_until < now),
+            or_(_C.ordering_key.is_(None), ~blocked_by_older),
+        )
+        .order_by(_C.created_at, _C.event_id)
+        .limit(bindparam("claim_limit", type_=Integer))
+    )
+    if dialect == "postgresql":
+        # The claimed ids become one array (an InitPlan), looked up through the
+        # primary key; joined or IN'd instead, the planner may scan the table.
+        locked = candidates.with_for_update(skip_locked=True).subquery("claimed")
+        ids = select(func.array_agg(locked.c.event_id)).scalar_subquery()
+        # The cast makes ANY take one array value rather than a subquery's rows.
+        claimed = _C.event_id == any_(sql_cast(ids, ARRAY(String)))
+    else:
+        claimed = _C.event_id.in_(candidates.scalar_subquery())
+    return (
+        update(_TABLE)
+        .where(claimed)
+        .values(
+            claimed_by=bindparam("owner", type_=String()),
+            claimed_until=bindparam("claimed_until", type_=UTCDateTime()),
+        )
+        .returning(*_ROW_COLUMNS)
+    )
+
+
+def _ids_match(session: AsyncSession, ids: list[str]) -> ColumnElement[bool]:
+    """``event_id`` is one of ``ids``.
+
+    On PostgreSQL one array parameter (``= ANY($1)``): the same SQL for any number of
+    ids, so the driver's prepared statement is reused and no per-id parameter is
+    rendered. Elsewhere an expanding ``IN``.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return _C.event_id == any_(bindparam("ids", ids, type_=ARRAY(String)))
+    return _C.event_id.in_(ids)
 
 
 def _default_owner() -> str:
@@ -210,49 +291,14 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
             raise ValueError(f"limit must be a positive int, got {limit!r}")
         session = self._session(uow)
         now = utc_now()
-        earlier = aliased(_TABLE)
-        blocked_by_older = (
-            select(literal(1))
-            .where(
-                earlier.c.ordering_key == _C.ordering_key,
-                earlier.c.status.in_(_DUE),
-                or_(
-                    earlier.c.created_at < _C.created_at,
-                    and_(
-                        earlier.c.created_at == _C.created_at,
-                        earlier.c.event_id < _C.event_id,
-                    ),
-                ),
-            )
-            .exists()
-        )
-        candidates = (
-            select(_C.event_id)
-            .where(
-                _C.status.in_(_DUE),
-                _C.next_attempt_at <= now,
-                or_(_C.claimed_until.is_(None), _C.claimed_until < now),
-                or_(_C.ordering_key.is_(None), ~blocked_by_older),
-            )
-            .order_by(_C.created_at, _C.event_id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            # The claimed ids become one array (an InitPlan), looked up through the
-            # primary key; joined or IN'd instead, the planner may scan the table.
-            locked = candidates.with_for_update(skip_locked=True).subquery("claimed")
-            ids = select(func.array_agg(locked.c.event_id)).scalar_subquery()
-            # The cast makes ANY take one array value rather than a subquery's rows.
-            claimed = _C.event_id == any_(sql_cast(ids, ARRAY(String)))
-        else:
-            claimed = _C.event_id.in_(candidates.scalar_subquery())
-        stmt = (
-            update(_TABLE)
-            .where(claimed)
-            .values(claimed_by=self.owner, claimed_until=now + self.lease)
-            .returning(*_ROW_COLUMNS)
-        )
-        rows = (await session.execute(stmt)).all()
+        stmt = _claim_statement(session.get_bind().dialect.name)
+        params = {
+            "now": now,
+            "claim_limit": limit,
+            "owner": self.owner,
+            "claimed_until": now + self.lease,
+        }
+        rows = (await session.execute(stmt, params)).all()
         messages = [_message(row) for row in rows]
         messages.sort(key=lambda m: (m.created_at, m.message_id))
         return messages
@@ -263,7 +309,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
         """Apply ``values`` to the writable ones of ``ids``; return their new statuses."""
         stmt = (
             update(_TABLE)
-            .where(_C.event_id.in_(ids), self._writable(now))
+            .where(_ids_match(session, ids), self._writable(now))
             .values(values)
             .returning(_C.event_id, _C.status)
         )
@@ -359,7 +405,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
         session = self._session(uow)
         await session.execute(
             update(_TABLE)
-            .where(_C.event_id.in_(ids), _C.claimed_by == self.owner)
+            .where(_ids_match(session, ids), _C.claimed_by == self.owner)
             .values(claimed_by=None, claimed_until=None)
         )
 
@@ -433,7 +479,7 @@ class SQLAlchemyOutboxStorage(IOutboxStorage):
                 )
             ).all()
         )
-        oldest = await session.scalar(select(func.min(_C.created_at)).where(_C.status.in_(_DUE)))
+        oldest = await session.scalar(select(func.min(_C.created_at)).where(_is_due(_C.status)))
         return OutboxStats(
             pending=int(counts.get(OutboxStatus.PENDING, 0)),
             failed=int(counts.get(OutboxStatus.FAILED, 0)),
