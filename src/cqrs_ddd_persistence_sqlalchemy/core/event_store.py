@@ -118,6 +118,7 @@ _SELECT_PG = select(
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
 
+
 # One statement for a whole batch on PostgreSQL: the rows travel as one array per
 # column, so the statement (and its prepared plan) is the same for every batch size.
 # It is sent to the driver as it is (exec_driver_sql): nothing to compile.
@@ -452,13 +453,20 @@ class SQLAlchemyEventStore(IEventStore):
         if isinstance(position, bool) or not isinstance(position, int) or position < 0:
             raise ValueError(f"position must be an int >= 0, got {position!r}")
         session = self._session(uow)
-        stmt = self._select(session).where(_C.position > position)
-        if session.get_bind().dialect.name == "postgresql":
-            horizon = int((await session.execute(_PG_HORIZON)).scalar_one())
-            if horizon <= position:
-                return []
-            stmt = stmt.where(_C.position <= horizon)
-        stmt = self._where(session, stmt, specification).order_by(_C.position).limit(limit)
+        if session.get_bind().dialect.name != "postgresql":
+            stmt = self._select(session).where(_C.position > position)
+            stmt = self._where(session, stmt, specification).order_by(_C.position).limit(limit)
+            return await self._fetch(session, stmt)
+        horizon = int((await session.execute(_PG_HORIZON)).scalar_one())
+        if horizon <= position:
+            return []
+        # The page's positions are chosen first and only its rows are read and
+        # converted: when the planner scans the whole range and sorts it (a table
+        # without statistics yet, a long catch-up range), the JSON-to-text casts would
+        # otherwise run on every row of the range, not on the ``limit`` rows returned.
+        page = select(_C.position).where(_C.position > position, _C.position <= horizon)
+        page = self._where(session, page, specification).order_by(_C.position).limit(limit)
+        stmt = _SELECT_PG.where(_C.position.in_(page.scalar_subquery())).order_by(_C.position)
         return await self._fetch(session, stmt)
 
     async def get_events_from_position(
