@@ -49,11 +49,14 @@ from typing import Any, cast
 
 from pydantic_core import from_json
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
     ColumnElement,
     DateTime,
     Select,
     Table,
     Text,
+    any_,
     delete,
     func,
     select,
@@ -464,10 +467,13 @@ class SQLAlchemyEventStore(IEventStore):
         # converted: when the planner scans the whole range and sorts it (a table
         # without statistics yet, a long catch-up range), the JSON-to-text casts would
         # otherwise run on every row of the range, not on the ``limit`` rows returned.
+        # The positions become one array (an InitPlan) that the outer query looks up
+        # through the primary key, whatever the statistics say.
         page = select(_C.position).where(_C.position > position, _C.position <= horizon)
         page = self._where(session, page, specification).order_by(_C.position).limit(limit)
-        stmt = _SELECT_PG.where(_C.position.in_(page.scalar_subquery())).order_by(_C.position)
-        return await self._fetch(session, stmt)
+        positions = select(func.array_agg(page.subquery("page").c.position)).scalar_subquery()
+        stmt = _SELECT_PG.where(_C.position == any_(sql_cast(positions, ARRAY(BigInteger))))
+        return await self._fetch(session, stmt.order_by(_C.position))
 
     async def get_events_from_position(
         self,
