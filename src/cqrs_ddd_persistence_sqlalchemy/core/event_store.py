@@ -88,8 +88,8 @@ __all__ = ["SQLAlchemyEventStore"]
 
 _TABLE = cast("Table", EventModel.__table__)
 _C = _TABLE.c
-# Columns in the order reads select them, with the StoredEvent field each fills.
-# What reads select. Payload and metadata come back as JSON text, decoded by
+# What reads select, in the order _fetch takes the values. Payload and metadata come
+# back as JSON text, decoded by
 # pydantic_core's parser, which is several times faster than the driver's json.loads
 # (decoding is most of a read's time).
 _SELECT = select(
