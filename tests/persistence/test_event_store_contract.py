@@ -176,6 +176,8 @@ class EventStoreContract:
             await env.store.get_events_after(-1)
         with pytest.raises(ValueError, match="batch_size"):
             await env.store.get_events_from_position(0, batch_size=0)
+        with pytest.raises(ValueError, match="position"):
+            await env.store.get_events_from_position(-1)
 
     async def test_reads_take_a_specification(self, env: Store) -> None:
         await env.store.append_batch(

@@ -16,6 +16,7 @@ from cqrs_ddd_persistence_sqlalchemy.core import (
     SQLAlchemyRepository,
     SQLAlchemyUnitOfWork,
 )
+from cqrs_ddd_specifications import SpecificationBuilder
 
 counters = SQLAlchemyRepository(entity_cls=Counter, db_model_cls=CounterModel)
 
@@ -106,10 +107,15 @@ TRANSACTIONS = 40
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
+@pytest.mark.parametrize("reading_with", ["pages", "iterator"])
 async def test_a_reader_never_skips_an_event_committed_late(
-    session_factory: async_sessionmaker[AsyncSession],
+    session_factory: async_sessionmaker[AsyncSession], reading_with: str
 ) -> None:
-    """4 writers commit small batches in random order; a paging reader sees each once."""
+    """4 writers commit small batches in random order; a paging reader sees each once.
+
+    The reader pages with get_events_after, or runs get_events_from_position (which
+    keeps a horizon across pages) to its end again and again.
+    """
     rng = random.Random()
     written: list[str] = []
     done = asyncio.Event()
@@ -128,13 +134,18 @@ async def test_a_reader_never_skips_an_event_committed_late(
 
     seen: list[StoredEvent] = []
 
+    async def read(store: SQLAlchemyEventStore, position: int) -> list[StoredEvent]:
+        if reading_with == "pages":
+            return await store.get_events_after(position, limit=7)
+        return [e async for e in await store.get_events_from_position(position, batch_size=7)]
+
     async def reader() -> None:
         position = 0
         async with session_factory() as session:
             store = SQLAlchemyEventStore(session)
             while True:
                 finished = done.is_set()
-                page = await store.get_events_after(position, limit=7)
+                page = await read(store, position)
                 await session.rollback()  # end the read transaction between pages
                 seen.extend(page)
                 if page:
@@ -154,3 +165,62 @@ async def test_a_reader_never_skips_an_event_committed_late(
     assert len(set(positions)) == len(positions)
     assert sorted(e.event_id for e in seen) == sorted(written)
     assert len(written) >= WRITERS * TRANSACTIONS
+
+
+async def test_the_iterator_reads_what_commits_while_it_runs(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    async with session_factory() as session:
+        first = await SQLAlchemyEventStore(session).append_batch(
+            [event("a", v) for v in range(1, 11)]
+        )
+        await session.commit()
+    async with session_factory() as reader, session_factory() as writer:
+        seen: list[StoredEvent] = []
+        async for item in await SQLAlchemyEventStore(reader).get_events_from_position(
+            0, batch_size=4
+        ):
+            seen.append(item)
+            if len(seen) == 1:  # the first page has been read
+                later = await SQLAlchemyEventStore(writer).append_batch(
+                    [event("b", v) for v in range(1, 4)]
+                )
+                await writer.commit()
+    # Pages of 4, 4, 2 reach the end as it was first seen; the iterator looks again
+    # and reads the 3 committed meanwhile, then stops at a short page.
+    assert [e.event_id for e in seen] == [e.event_id for e in [*first, *later]]
+    positions = [e.position for e in seen]
+    assert positions == sorted(positions)
+
+
+async def test_the_iterator_pages_a_sparse_filter_to_the_end(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    batch = [
+        event("a", v).model_copy(update={"tenant_id": "t1" if v % 4 == 1 else "t2"})
+        for v in range(1, 13)
+    ]
+    async with session_factory() as session:
+        stored = await SQLAlchemyEventStore(session).append_batch(batch)
+        await session.commit()
+    wanted = [e.event_id for e in stored if e.tenant_id == "t1"]
+    assert len(wanted) == 3
+    tenant = SpecificationBuilder().where("tenant_id", "eq", "t1").build()
+    async with session_factory() as session:
+        store = SQLAlchemyEventStore(session)
+        for batch_size in (1, 2, 3, 4):
+            seen = [
+                e.event_id
+                async for e in await store.get_events_from_position(
+                    0, batch_size=batch_size, specification=tenant
+                )
+            ]
+            assert seen == wanted, batch_size
+        after_first = stored[0].position or 0
+        rest = [
+            e.event_id
+            async for e in await store.get_events_from_position(
+                after_first, batch_size=2, specification=tenant
+            )
+        ]
+        assert rest == wanted[1:]

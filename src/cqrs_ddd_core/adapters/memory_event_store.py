@@ -174,6 +174,8 @@ class InMemoryEventStore(IEventStore):
         """Return an async iterator over the events after ``position``, page by page."""
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+            raise ValueError(f"position must be an int >= 0, got {position!r}")
 
         async def pages() -> AsyncIterator[StoredEvent]:
             cursor = position
