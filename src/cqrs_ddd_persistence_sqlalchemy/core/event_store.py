@@ -50,14 +50,11 @@ from typing import Any, cast
 
 from pydantic_core import from_json
 from sqlalchemy import (
-    ARRAY,
-    BigInteger,
     ColumnElement,
     DateTime,
     Select,
     Table,
     Text,
-    any_,
     delete,
     func,
     select,
@@ -89,36 +86,39 @@ __all__ = ["SQLAlchemyEventStore"]
 
 _TABLE = cast("Table", EventModel.__table__)
 _C = _TABLE.c
-# What reads select, in the order _fetch takes the values. Payload and metadata come
-# back as JSON text, decoded by
-# pydantic_core's parser, which is several times faster than the driver's json.loads
-# (decoding is most of a read's time).
-_SELECT = select(
-    _C.position,
-    _C.event_id,
-    _C.event_type,
-    _C.aggregate_id,
-    _C.aggregate_type,
-    _C.version,
-    sql_cast(_C.payload, Text),
-    sql_cast(_C.metadata, Text),
-    _C.occurred_at,
-    _C.schema_version,
-    _C.correlation_id,
-    _C.causation_id,
-    _C.tenant_id,
-)
-# On PostgreSQL asyncpg already returns ``timestamptz`` as an aware UTC datetime, so
-# the UTCDateTime result processor (needed for SQLite, which stores no zone) is left
-# out of the hottest loop.
-_SELECT_PG = select(
-    *(
-        type_coerce(column, DateTime(timezone=True)).label("occurred_at")
-        if column is _C.occurred_at
-        else column
-        for column in _SELECT.selected_columns
+
+
+def _reading(columns: Any, *, postgresql: bool) -> Select[Any]:
+    """The columns reads select from ``columns`` (a table's or a subquery's).
+
+    They come in the order _events takes them. Payload and metadata come back as JSON
+    text, decoded by pydantic_core's parser, which is several times faster than the
+    driver's json.loads (decoding is most of a read's time). On PostgreSQL asyncpg
+    already returns ``timestamptz`` as an aware UTC datetime, so the UTCDateTime
+    result processor (needed for SQLite, which stores no zone) is left out of the
+    hottest loop.
+    """
+    occurred_at = columns.occurred_at
+    return select(
+        columns.position,
+        columns.event_id,
+        columns.event_type,
+        columns.aggregate_id,
+        columns.aggregate_type,
+        columns.version,
+        sql_cast(columns.payload, Text),
+        sql_cast(columns.metadata, Text),
+        type_coerce(occurred_at, DateTime(timezone=True)) if postgresql else occurred_at,
+        columns.schema_version,
+        columns.correlation_id,
+        columns.causation_id,
+        columns.tenant_id,
     )
-)
+
+
+_SELECT = _reading(_C, postgresql=False)
+_SELECT_PG = _reading(_C, postgresql=True)
+
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
 
@@ -464,17 +464,16 @@ class SQLAlchemyEventStore(IEventStore):
         specification: Specification | None,
     ) -> list[StoredEvent]:
         """Up to ``limit`` events in ``(position, horizon]`` (PostgreSQL)."""
-        # The page's positions are chosen first and only its rows are read and
-        # converted: when the planner scans the whole range and sorts it (a table
-        # without statistics yet, a long catch-up range), the JSON-to-text casts would
-        # otherwise run on every row of the range, not on the ``limit`` rows returned.
-        # The positions become one array (an InitPlan) that the outer query looks up
-        # through the primary key, whatever the statistics say.
-        page = select(_C.position).where(_C.position > position, _C.position <= horizon)
+        # The page is chosen in a subquery and only its rows are converted: the
+        # JSON-to-text casts of the outer query run on the ``limit`` rows returned,
+        # never on the whole range, even when the planner scans the range and sorts it
+        # (a table without statistics yet, a long catch-up range).
+        page = _TABLE.select().where(_C.position > position, _C.position <= horizon)
         page = self._where(session, page, specification).order_by(_C.position).limit(limit)
-        positions = select(func.array_agg(page.subquery("page").c.position)).scalar_subquery()
-        stmt = _SELECT_PG.where(_C.position == any_(sql_cast(positions, ARRAY(BigInteger))))
-        return await self._fetch(session, stmt.order_by(_C.position))
+        rows = page.subquery("page")
+        return await self._fetch(
+            session, _reading(rows.c, postgresql=True).order_by(rows.c.position)
+        )
 
     async def get_events_from_position(
         self,
