@@ -224,3 +224,49 @@ async def test_the_iterator_pages_a_sparse_filter_to_the_end(
             )
         ]
         assert rest == wanted[1:]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+@pytest.mark.parametrize("size", [1, 3])
+async def test_a_horizon_waits_for_an_uncommitted_append(
+    session_factory: async_sessionmaker[AsyncSession], size: int
+) -> None:
+    """Single events (column default) and batches (one statement) both take the lock."""
+    async with session_factory() as writer, session_factory() as reader:
+        appended = await SQLAlchemyEventStore(writer).append_batch(
+            [event("a", v) for v in range(1, size + 1)]
+        )
+        waiting = asyncio.create_task(SQLAlchemyEventStore(reader).get_events_after(0))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await writer.commit()
+        page = await waiting
+    assert [e.event_id for e in page] == [e.event_id for e in appended]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_batch_takes_the_lock_before_drawing_positions(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The lock gates the batch insert's plan: no row (no nextval) before it is held."""
+    from cqrs_ddd_persistence_sqlalchemy.core import event_store
+
+    async with session_factory() as session:
+        conn = await session.connection()
+        explained = await conn.exec_driver_sql(
+            "EXPLAIN (VERBOSE, COSTS OFF) " + event_store._PG_INSERT,
+            tuple([[]] * 12),
+        )
+        plan = [line for (line,) in explained]
+    text = "\n".join(plan)
+    # The node that calls nextval() is the one gated by the lock: a Result node whose
+    # one-time filter (the InitPlan taking the lock) runs before it produces a row.
+    draw = next(i for i, line in enumerate(plan) if "Output: nextval(" in line)
+    gate = next(i for i, line in enumerate(plan) if "One-Time Filter" in line)
+    assert draw < gate, text
+    assert not any("->" in line for line in plan[draw:gate]), text  # the same node
+    assert plan[draw - 1].strip() == "->  Result", text
+    initplan = plan[gate + 1 : gate + 4]
+    assert any("pg_advisory_xact_lock_shared" in line for line in initplan), text
