@@ -26,7 +26,10 @@ Sides:
   CLOSE ALL; UNLISTEN *; RESET ALL``) on every release.
 * **Core**: hand-written SQLAlchemy Core on the same engine into ``events_baseline``:
   ``conn.execute(insert(t), rows)``, ``insert(t).returning(t.c.position)`` and
-  ``select()`` statements, in ``engine.begin()``/``engine.connect()``.
+  ``select()`` statements, in ``engine.begin()``/``engine.connect()``. For single-event
+  writes (W2, W5) also "in an AsyncSession": the same insert run with
+  ``session.execute`` in ``async_sessionmaker.begin()``, as ours runs, which shows what
+  the session itself costs.
 * **eventsourcing**: ``PostgresApplicationRecorder`` / ``SQLiteApplicationRecorder``
   (eventsourcing 9.x) constructed directly on their datastores, on their own table
   (``originator_id`` text, ``originator_version``, ``topic``, ``state`` bytes; the
@@ -144,6 +147,7 @@ SIDE_NAMES = {
     "asyncpg_noreset": "raw asyncpg, pool reset off",
     "asyncpg_copy": "raw asyncpg copy_records_to_table",
     "core": "hand-written SQLAlchemy Core",
+    "core_session": "the same Core statement in an AsyncSession",
     "es": "eventsourcing recorder",
 }
 
@@ -457,6 +461,14 @@ class Core:
         for values in events.values:
             async with self.engine.begin() as conn:
                 (await conn.execute(stmt, values)).scalar_one()
+
+    async def append_each_in_session(self, events: Inputs) -> None:
+        """The same statement in an ``AsyncSession`` per transaction, as ours runs in."""
+        stmt = insert(BASELINE).returning(_B.position)
+        sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        for values in events.values:
+            async with sessions.begin() as session:
+                (await session.execute(stmt, values)).scalar_one()
 
     async def read_stream(self, aggregate_id: str, times: int) -> int:
         count = 0
@@ -931,6 +943,7 @@ async def run_backend(
             writers["asyncpg_noreset"] = raw_noreset.append_each
         batch_writers["core"] = core.append_batches
         writers["core"] = core.append_each
+        writers["core_session"] = core.append_each_in_session
         batch_writers["es"] = aio(es.append_batches)
         writers["es"] = aio(es.append_each)
 
@@ -972,6 +985,8 @@ async def run_backend(
                 "ours": concurrently(ours.append_each, chunks),
                 "asyncpg": concurrently(raw.append_each, chunks),
                 "asyncpg_noreset": concurrently(raw_noreset.append_each, chunks),
+                "core": concurrently(core.append_each, chunks),
+                "core_session": concurrently(core.append_each_in_session, chunks),
                 "es": threaded(es.append_each, chunks),
             }
             for name, run in sides.items():  # warm-up: fill the pools

@@ -203,7 +203,8 @@ class EventStoreContract:
         await env.commit()
         assert [e.aggregate_id for e in await env.store.get_all(specification=by_user)] == ["c"]
 
-    async def test_values_round_trip_faithfully(self, env: Store) -> None:
+    @pytest.mark.parametrize("in_batch", [False, True], ids=["alone", "in_a_batch"])
+    async def test_values_round_trip_faithfully(self, env: Store, in_batch: bool) -> None:
         eastern = timezone(timedelta(hours=-5))
         occurred = datetime(2024, 3, 1, 7, 30, 15, 123456, tzinfo=eastern)
         ident = uuid.UUID("12345678-1234-5678-1234-567812345678")
@@ -227,8 +228,25 @@ class EventStoreContract:
             causation_id="cause-1",
             tenant_id="tenant-9",
         )
-        await env.store.append(original)
+        awkward = event(
+            "b\\\"'",
+            1,
+            event_type='Quoted "type" \\ with\nnewline',
+            aggregate_type="Ünïcödé 🚀",
+            payload={"big": 2**63 + 1, "tiny": 1e-300, "text": 'a\\b"c\u00e9\t', "🔑": []},
+            metadata={},
+            correlation_id="😀",
+            causation_id=None,
+            tenant_id=None,
+        )
+        if in_batch:
+            await env.store.append_batch([original, awkward])
+        else:
+            await env.store.append(original)
+            await env.store.append(awkward)
         await env.commit()
+        (back,) = await env.store.get_events(awkward.aggregate_id)
+        assert back.model_dump(exclude={"position"}) == awkward.model_dump(exclude={"position"})
         (stored,) = await env.store.get_events("a")
         assert stored.occurred_at == occurred
         assert stored.occurred_at.tzinfo is not None
@@ -260,6 +278,11 @@ class EventStoreContract:
     ) -> None:
         with pytest.raises(SerializationError, match="payload of event"):
             await env.store.append_batch([event("a", 1), event("b", 1, payload={"x": object()})])
+        bad = event("c", 1, metadata={"when": {1, object()}})
+        with pytest.raises(SerializationError, match=f"metadata of event {bad.event_id!r}"):
+            await env.store.append(bad)
+        with pytest.raises(SerializationError, match=f"metadata of event {bad.event_id!r}"):
+            await env.store.append_batch([event("d", 1), event("d", 2), bad])
         await env.commit()
         assert await env.store.get_all() == []
 
