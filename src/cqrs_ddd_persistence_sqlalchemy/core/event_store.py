@@ -377,8 +377,8 @@ class SQLAlchemyEventStore(IEventStore):
         # __dict__, fields set, payload, metadata), none of them in a reference cycle,
         # and keeps them all alive: with the cyclic collector running, every ~700 of
         # them trigger a collection that cannot free anything, and its older
-        # generations walk the whole heap of the application. Pausing it while a large
-        # page is converted (no await, no user code) halved a catch-up's time in a
+        # generations walk the whole heap of the application. Pausing it while the
+        # rows are converted (no await, no user code) halved a catch-up's time in a
         # process holding a few hundred thousand objects. The collector is left as it
         # was found (not touched if the application disabled it).
         pause = gc.isenabled()
