@@ -50,11 +50,15 @@ from typing import Any, cast
 
 from pydantic_core import PydanticSerializationError, from_json, to_json
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     DateTime,
+    Integer,
     Select,
+    String,
     Table,
     Text,
+    bindparam,
     delete,
     func,
     select,
@@ -118,6 +122,35 @@ def _reading(columns: Any, *, postgresql: bool) -> Select[Any]:
 
 _SELECT = _reading(_C, postgresql=False)
 _SELECT_PG = _reading(_C, postgresql=True)
+
+
+def _page_rows(after: Any, horizon: Any, limit: Any) -> Select[Any]:
+    """The rows of a page on PostgreSQL, to be read through a subquery (see _page)."""
+    page = _TABLE.select().where(_C.position > after, _C.position <= horizon)
+    return page.order_by(_C.position).limit(limit)
+
+
+def _page_pg(rows: Select[Any]) -> Select[Any]:
+    page = rows.subquery("page")
+    return _reading(page.c, postgresql=True).order_by(page.c.position)
+
+
+# The reads without a specification, built once with bound parameters: SQLAlchemy
+# then finds their compiled form by a cache key it has already computed.
+_AFTER = bindparam("after", type_=BigInteger())
+_HORIZON = bindparam("horizon", type_=BigInteger())
+_LIMIT = bindparam("limit", type_=Integer())
+_STREAM = {
+    postgresql: _reading(_C, postgresql=postgresql)
+    .where(
+        _C.aggregate_id == bindparam("aggregate_id", type_=String()),
+        _C.version > bindparam("after_version", type_=Integer()),
+    )
+    .order_by(_C.version)
+    for postgresql in (False, True)
+}
+_PAGE_SQLITE = _SELECT.where(_C.position > _AFTER).order_by(_C.position).limit(_LIMIT)
+_PAGE_PG = _page_pg(_page_rows(_AFTER, _HORIZON, _LIMIT))
 
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
@@ -371,8 +404,10 @@ class SQLAlchemyEventStore(IEventStore):
         dialect = session.get_bind().dialect.name
         return stmt.where(_compile(spec, dialect))
 
-    async def _fetch(self, session: AsyncSession, stmt: Select[Any]) -> list[StoredEvent]:
-        result = await (await session.connection()).execute(stmt)
+    async def _fetch(
+        self, session: AsyncSession, stmt: Select[Any], params: Mapping[str, Any] | None = None
+    ) -> list[StoredEvent]:
+        result = await (await session.connection()).execute(stmt, params)
         # Converting a page allocates several objects per event (row, event, its
         # __dict__, fields set, payload, metadata), none of them in a reference cycle,
         # and keeps them all alive: with the cyclic collector running, every ~700 of
@@ -400,11 +435,9 @@ class SQLAlchemyEventStore(IEventStore):
     ) -> list[StoredEvent]:
         """Return the stream of ``aggregate_id`` after ``after_version``, in version order."""
         session = self._session(uow)
-        stmt = self._select(session).where(
-            _C.aggregate_id == aggregate_id, _C.version > after_version
-        )
-        stmt = self._where(session, stmt, specification).order_by(_C.version)
-        return await self._fetch(session, stmt)
+        stmt = _STREAM[session.get_bind().dialect.name == "postgresql"]
+        params = {"aggregate_id": aggregate_id, "after_version": after_version}
+        return await self._fetch(session, self._where(session, stmt, specification), params)
 
     async def get_by_aggregate(
         self,
@@ -449,9 +482,8 @@ class SQLAlchemyEventStore(IEventStore):
             raise ValueError(f"position must be an int >= 0, got {position!r}")
         session = self._session(uow)
         if session.get_bind().dialect.name != "postgresql":
-            stmt = self._select(session).where(_C.position > position)
-            stmt = self._where(session, stmt, specification).order_by(_C.position).limit(limit)
-            return await self._fetch(session, stmt)
+            stmt = self._where(session, _PAGE_SQLITE, specification)
+            return await self._fetch(session, stmt, {"after": position, "limit": limit})
         horizon = await self._horizon(session)
         if horizon <= position:
             return []
@@ -475,12 +507,11 @@ class SQLAlchemyEventStore(IEventStore):
         # JSON-to-text casts of the outer query run on the ``limit`` rows returned,
         # never on the whole range, even when the planner scans the range and sorts it
         # (a table without statistics yet, a long catch-up range).
-        page = _TABLE.select().where(_C.position > position, _C.position <= horizon)
-        page = self._where(session, page, specification).order_by(_C.position).limit(limit)
-        rows = page.subquery("page")
-        return await self._fetch(
-            session, _reading(rows.c, postgresql=True).order_by(rows.c.position)
-        )
+        params = {"after": position, "horizon": horizon, "limit": limit}
+        if specification is None:
+            return await self._fetch(session, _PAGE_PG, params)
+        rows = self._where(session, _page_rows(_AFTER, _HORIZON, _LIMIT), specification)
+        return await self._fetch(session, _page_pg(rows), params)
 
     async def get_events_from_position(
         self,
