@@ -147,7 +147,7 @@ SIDE_NAMES = {
     "asyncpg_noreset": "raw asyncpg, pool reset off",
     "asyncpg_copy": "raw asyncpg copy_records_to_table",
     "core": "hand-written SQLAlchemy Core",
-    "core_session": "the same Core statement in an AsyncSession",
+    "core_session": "Core in an AsyncSession",
     "es": "eventsourcing recorder",
 }
 
