@@ -22,9 +22,11 @@ sees it. Serialising writers (a table lock until commit) fixes this but makes ev
 writer wait for every other writer's commit.
 
 This store turns it around: **writers share, readers wait.** Every position is drawn
-by ``cqrs_events_next_position()`` (the column default, so every insert path obeys
-it), which first takes a *shared* transaction-level advisory lock; writers never
-block each other. Before reading a page, a reader calls ``cqrs_events_horizon()``,
+after a *shared* transaction-level advisory lock is taken: by
+``cqrs_events_next_position()``, the column default, so every insert path obeys it,
+or, for the store's batch insert, by the statement itself, which takes the lock once
+and then draws from the sequence. Writers never block each other. Before reading a
+page, a reader calls ``cqrs_events_horizon()``,
 which takes the same lock *exclusively* for an instant: that waits until every writer
 that holds a drawn position has committed or rolled back, reads the sequence's last
 value *h* and releases the lock. Every position up to *h* is then final, and any
@@ -33,7 +35,8 @@ h``, read in a new statement, hence a new snapshot) can never be overtaken. The
 price is paid by readers (they wait for in-flight appends to finish) and, briefly,
 by writers that arrive while a reader waits; an append holds no lock against other
 appends. Readers must use READ COMMITTED (PostgreSQL's default), so that the page
-query sees what committed while the horizon was computed.
+query sees what committed while the horizon was computed. A horizon stays valid, so
+``get_events_from_position`` asks for a new one only once it has read up to the last.
 
 On SQLite a writing transaction holds the database's write lock from its first
 insert to its commit, so positions are drawn and committed in the same order and the
