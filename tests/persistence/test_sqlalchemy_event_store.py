@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import pytest
 from sample_domain import Counter, CounterModel
@@ -270,3 +271,27 @@ async def test_a_batch_takes_the_lock_before_drawing_positions(
     assert plan[draw - 1].strip() == "->  Result", text
     initplan = plan[gate + 1 : gate + 4]
     assert any("pg_advisory_xact_lock_shared" in line for line in initplan), text
+
+
+class AnnotatedEvent(StoredEvent):
+    """A subclass with a field the store does not keep, and that has no JSON form."""
+
+    note: Any = None
+
+
+async def test_a_batch_of_subclassed_events_stores_the_event_fields(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    batch = [
+        AnnotatedEvent(**event("a", v).model_dump(exclude={"position"}), note=object())
+        for v in (1, 2, 3)
+    ]
+    async with session_factory() as session:
+        appended = await SQLAlchemyEventStore(session).append_batch(batch)
+        await session.commit()
+    assert [e.position for e in appended] == sorted(e.position for e in appended)
+    async with session_factory() as session:
+        stored = await SQLAlchemyEventStore(session).get_events("a")
+    assert [e.model_dump() for e in stored] == [
+        StoredEvent(**e.model_dump(exclude={"note"})).model_dump() for e in appended
+    ]
