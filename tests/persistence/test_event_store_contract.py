@@ -286,6 +286,35 @@ class EventStoreContract:
         await env.commit()
         assert await env.store.get_all() == []
 
+    @pytest.mark.parametrize("text", ["lone \ud800 surrogate", "a NUL \x00 inside"])
+    @pytest.mark.parametrize("field", ["event_type", "aggregate_type", "tenant_id"])
+    async def test_text_a_database_cannot_store_is_refused(
+        self, env: Store, field: str, text: str
+    ) -> None:
+        bad = event("b", 1, **{field: text})
+        with pytest.raises(InvalidEventError, match=f"{field} of event {bad.event_id!r}"):
+            await env.store.append(bad)
+        with pytest.raises(InvalidEventError, match=field):
+            await env.store.append_batch([event("a", 1), bad])
+        await env.store.append(event("c", 1, **{field: "non-ASCII is fine: é 🚀"}))
+        await env.commit()
+        assert [e.aggregate_id for e in await env.store.get_all()] == ["c"]
+
+    @pytest.mark.parametrize("where", ["payload", "metadata"])
+    async def test_json_holding_a_nul_is_refused(self, env: Store, where: str) -> None:
+        bad = event("b", 1, **{where: {"note": ["fine", {"deep": "x\x00y"}]}})
+        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r}"):
+            await env.store.append(bad)
+        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r}"):
+            await env.store.append_batch([event("a", 1), bad])
+        # A backslash followed by "u0000" is ordinary text.
+        fine = event("c", 1, **{where: {"path": "C:\\u0000dir", "\\u0000": 1}})
+        await env.store.append_batch([fine, event("c", 2)])
+        await env.commit()
+        stored = await env.store.get_all()
+        assert [e.aggregate_id for e in stored] == ["c", "c"]
+        assert getattr(stored[0], where) == {"path": "C:\\u0000dir", "\\u0000": 1}
+
 
 class TestInMemoryEventStore(EventStoreContract):
     pytestmark = pytest.mark.memory

@@ -6,8 +6,10 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from pydantic_core import from_json
+
 from cqrs_ddd_core.exceptions import DuplicateEventError, OptimisticConcurrencyError
-from cqrs_ddd_core.json import round_trip
+from cqrs_ddd_core.json import check_no_nul, dumps
 from cqrs_ddd_core.ports.event_store import (
     ExpectedVersion,
     IEventStore,
@@ -60,8 +62,8 @@ class InMemoryEventStore(IEventStore):
         # Stored as the SQL stores store them: JSON, read back as JSON values.
         encoded = [
             (
-                round_trip(e.payload, what=f"payload of event {e.event_id!r}"),
-                round_trip(e.metadata, what=f"metadata of event {e.event_id!r}"),
+                _stored_json(e.payload, what=f"payload of event {e.event_id!r}"),
+                _stored_json(e.metadata, what=f"metadata of event {e.event_id!r}"),
             )
             for e in batch
         ]
@@ -192,3 +194,10 @@ class InMemoryEventStore(IEventStore):
     async def get_latest_position(self, *, uow: Any = None) -> int:
         """Return the highest position (0 for an empty store)."""
         return len(self._events)
+
+
+def _stored_json(value: Any, *, what: str) -> Any:
+    """What the SQL stores keep of a JSON value: refused as they refuse it, or read back."""
+    encoded = dumps(value, what=what)
+    check_no_nul(encoded, what=what)
+    return from_json(encoded)

@@ -97,6 +97,31 @@ class IEventStore(ABC):
         """Return the highest assigned position (0 for an empty store)."""
 
 
+_TEXT_FIELDS = (
+    "event_id",
+    "event_type",
+    "aggregate_id",
+    "aggregate_type",
+    "correlation_id",
+    "causation_id",
+    "tenant_id",
+)
+
+
+def _check_storable(event: StoredEvent, name: str, value: str) -> None:
+    if "\x00" in value:
+        raise InvalidEventError(
+            f"{name} of event {event.event_id!r} holds a NUL character, "
+            "which PostgreSQL cannot store in text"
+        )
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidEventError(
+            f"{name} of event {event.event_id!r} is not storable text: {exc}"
+        ) from exc
+
+
 def check_batch(
     batch: Sequence[StoredEvent], expected: ExpectedVersion | None
 ) -> dict[str, tuple[int, int]]:
@@ -108,7 +133,10 @@ def check_batch(
         TypeError: an item is not a :class:`StoredEvent`.
         DuplicateEventError: the same ``event_id`` appears twice.
         InvalidEventError: a stream's versions are not consecutive, or do not start
-            right after its ``expected_version``.
+            right after its ``expected_version``; or a text field holds something
+            UTF-8 cannot encode (a lone surrogate), which no database can store, or a
+            NUL character, which PostgreSQL cannot store (refused on every backend,
+            so that every adapter behaves the same).
     """
     streams: dict[str, tuple[int, int]] = {}
     seen_ids: set[str] = set()
@@ -118,6 +146,10 @@ def check_batch(
         if event.event_id in seen_ids:
             raise DuplicateEventError([event.event_id], aggregate_id=event.aggregate_id)
         seen_ids.add(event.event_id)
+        for name in _TEXT_FIELDS:
+            value = getattr(event, name)
+            if value is not None and (not value.isascii() or "\x00" in value):
+                _check_storable(event, name, value)
         span = streams.get(event.aggregate_id)
         if span is None:
             streams[event.aggregate_id] = (event.version, event.version)

@@ -76,7 +76,7 @@ from cqrs_ddd_core.exceptions import (
     DuplicateEventError,
     OptimisticConcurrencyError,
 )
-from cqrs_ddd_core.json import dumps
+from cqrs_ddd_core.json import check_no_nul, dumps
 from cqrs_ddd_core.ports.event_store import (
     ExpectedVersion,
     IEventStore,
@@ -643,7 +643,7 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
         SerializationError: a payload or metadata value has no JSON form.
     """
     try:
-        return [
+        rows = [
             (
                 event.event_id,
                 event.event_type,
@@ -666,6 +666,11 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
             dumps(event.payload, what=f"payload of event {event.event_id!r}")
             dumps(event.metadata, what=f"metadata of event {event.event_id!r}")
         raise
+    for event, row in zip(batch, rows, strict=True):
+        if "\\u0000" in row[5] or "\\u0000" in row[6]:
+            check_no_nul(row[5], what=f"payload of event {event.event_id!r}")
+            check_no_nul(row[6], what=f"metadata of event {event.event_id!r}")
+    return rows
 
 
 def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
@@ -675,12 +680,15 @@ def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
     try:
         # Every field of the events, as pydantic's JSON mode encodes them (occurred_at
         # as ISO 8601 with its offset); json_to_recordset takes the ones it names.
-        return (to_json([event.__dict__ for event in batch]).decode(),)
+        document = to_json([event.__dict__ for event in batch]).decode()
     except (PydanticSerializationError, TypeError, ValueError):
         _rows(batch)  # raises SerializationError, naming the event and the field
         # Not payload or metadata: a field of a subclass; send only the stored ones.
         fields = [{name: getattr(event, name) for name in _INSERT_COLUMNS} for event in batch]
-        return (to_json(fields).decode(),)
+        document = to_json(fields).decode()
+    if "\\u0000" in document:
+        _rows(batch)  # raises SerializationError if a payload or metadata holds a NUL
+    return (document,)
 
 
 def _sqlite_timestamp(value: datetime) -> str:
