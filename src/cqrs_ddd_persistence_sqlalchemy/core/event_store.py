@@ -127,13 +127,8 @@ _SELECT = _reading(_C, postgresql=False)
 _SELECT_PG = _reading(_C, postgresql=True)
 
 
-def _page_rows(after: Any, horizon: Any, limit: Any) -> Select[Any]:
-    """The rows of a page on PostgreSQL, to be read through a subquery (see _page)."""
-    page = _TABLE.select().where(_C.position > after, _C.position <= horizon)
-    return page.order_by(_C.position).limit(limit)
-
-
 def _page_pg(rows: Select[Any]) -> Select[Any]:
+    """A page on PostgreSQL: ``rows`` (see _PAGE_ROWS) read through a subquery."""
     page = rows.subquery("page")
     return _reading(page.c, postgresql=True).order_by(page.c.position)
 
@@ -153,7 +148,14 @@ _STREAM = {
     for postgresql in (False, True)
 }
 _PAGE_SQLITE = _SELECT.where(_C.position > _AFTER).order_by(_C.position).limit(_LIMIT)
-_PAGE_PG = _page_pg(_page_rows(_AFTER, _HORIZON, _LIMIT))
+# The rows of a page on PostgreSQL (a specification's condition is added to these).
+_PAGE_ROWS = (
+    _TABLE.select()
+    .where(_C.position > _AFTER, _C.position <= _HORIZON)
+    .order_by(_C.position)
+    .limit(_LIMIT)
+)
+_PAGE_PG = _page_pg(_PAGE_ROWS)
 
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
@@ -513,7 +515,7 @@ class SQLAlchemyEventStore(IEventStore):
         params = {"after": position, "horizon": horizon, "limit": limit}
         if specification is None:
             return await self._fetch(session, _PAGE_PG, params)
-        rows = self._where(session, _page_rows(_AFTER, _HORIZON, _LIMIT), specification)
+        rows = self._where(session, _PAGE_ROWS, specification)
         return await self._fetch(session, _page_pg(rows), params)
 
     async def get_events_from_position(
