@@ -78,6 +78,9 @@ class OptimisticConcurrencyError(PersistenceError):
         super().__init__(message)
 
 
+_SHOWN_IDS = 10  # event ids named in a DuplicateEventError's message
+
+
 class DuplicateEventError(OptimisticConcurrencyError):
     """An event with the same ``event_id`` is already stored (never silently dropped).
 
@@ -87,8 +90,10 @@ class DuplicateEventError(OptimisticConcurrencyError):
 
     def __init__(self, event_ids: Sequence[str], *, aggregate_id: Any = None) -> None:
         self.event_ids = tuple(event_ids)
+        shown = ", ".join(map(repr, self.event_ids[:_SHOWN_IDS]))
+        more = len(self.event_ids) - _SHOWN_IDS
         super().__init__(
-            f"events already stored: {', '.join(map(repr, self.event_ids))}",
+            f"events already stored: {shown}" + (f" and {more} more" if more > 0 else ""),
             aggregate_id=aggregate_id,
         )
 

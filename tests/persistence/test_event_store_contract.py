@@ -121,6 +121,25 @@ class EventStoreContract:
         await env.commit()
         assert [e.aggregate_id for e in await env.store.get_all()] == ["a"]
 
+    async def test_a_batch_too_large_for_one_statement_is_all_or_nothing(self, env: Store) -> None:
+        # SQLite takes at most 2,000 events per statement; the 2,401st event repeats a
+        # stored id, so the statement that fails is not the first of the batch.
+        original = await env.store.append(event("a", 1))
+        await env.commit()
+        batch = [event("big", i + 1) for i in range(2_500)]
+        batch[2_400] = event("big", 2_401, event_id=original.event_id)
+        with pytest.raises(DuplicateEventError) as caught:
+            await env.store.append_batch(batch)
+        assert caught.value.event_ids == (original.event_id,)
+        await env.store.append(event("c", 1))
+        await env.commit()
+        assert await env.store.get_events("big") == []
+        assert [e.aggregate_id for e in await env.store.get_all()] == ["a", "c"]
+        stored = await env.store.append_batch([*batch[:2_400], event("big", 2_401)])
+        await env.commit()
+        assert [e.version for e in await env.store.get_events("big")] == list(range(1, 2_402))
+        assert [e.position for e in stored] == sorted({e.position for e in stored})
+
     async def test_expected_version_is_checked_before_anything_is_written(self, env: Store) -> None:
         await env.store.append(event("a", 1), expected_version=0)
         await env.store.append_batch([event("a", 2), event("a", 3)], expected_version=1)

@@ -323,15 +323,23 @@ class SQLAlchemyEventStore(IEventStore):
     ) -> list[tuple[str, int]]:
         connection = await session.connection()
         returned: list[tuple[str, int]] = []
-        for start in range(0, len(rows), _SQLITE_MAX_ROWS):
-            chunk = rows[start : start + _SQLITE_MAX_ROWS]
-            params = tuple(
-                _sqlite_timestamp(value) if i == _OCCURRED_AT else value
-                for row in chunk
-                for i, value in enumerate(row)
-            )
-            result = await connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), params)
-            returned.extend((row[0], row[1]) for row in cast("Any", result))
+        try:
+            for start in range(0, len(rows), _SQLITE_MAX_ROWS):
+                chunk = rows[start : start + _SQLITE_MAX_ROWS]
+                params = tuple(
+                    _sqlite_timestamp(value) if i == _OCCURRED_AT else value
+                    for row in chunk
+                    for i, value in enumerate(row)
+                )
+                result = await connection.exec_driver_sql(_sqlite_insert_sql(len(chunk)), params)
+                returned.extend((row[0], row[1]) for row in cast("Any", result))
+        except IntegrityError:
+            # A batch larger than one statement: SQLite undid the failing statement
+            # only. Take back the ones before it, so the batch is all or nothing.
+            for start in range(0, len(returned), _SQLITE_MAX_ROWS):
+                chunk_positions = [p for _, p in returned[start : start + _SQLITE_MAX_ROWS]]
+                await connection.execute(delete(_TABLE).where(_C.position.in_(chunk_positions)))
+            raise
         return returned
 
     async def _check_expected(
