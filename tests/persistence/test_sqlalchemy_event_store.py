@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from sample_domain import Counter, CounterModel
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.exceptions import OptimisticConcurrencyError, UnitOfWorkError
@@ -244,6 +246,45 @@ async def test_a_horizon_waits_for_an_uncommitted_append(
         await writer.commit()
         page = await waiting
     assert [e.event_id for e in page] == [e.event_id for e in appended]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_horizon_that_fails_while_holding_the_lock_leaves_it_behind_nowhere(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """The exclusive lock ends with the horizon's call, even when the call fails midway.
+
+    A role that may call the function but not read the sequence makes it fail right
+    after it took the lock, where a cancelled statement (a timeout, a cancelled task)
+    can also stop it. A lock that outlived the call would block every append.
+    """
+    role = "cqrs_ddd_test_no_sequence"
+    async with session_factory() as admin:
+        try:
+            await admin.execute(text(f"DROP ROLE IF EXISTS {role}"))
+            await admin.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+            await admin.commit()
+        except DBAPIError as exc:  # a server we may not create roles on
+            pytest.skip(f"cannot create a role: {exc.orig}")
+    try:
+        async with session_factory() as reader, session_factory() as writer:
+            await reader.execute(text(f"SET ROLE {role}"))
+            with pytest.raises(DBAPIError, match="permission denied"):
+                await SQLAlchemyEventStore(reader).get_events_after(0)
+            await reader.rollback()
+            appended = await asyncio.wait_for(SQLAlchemyEventStore(writer).append(event("a", 1)), 5)
+            await writer.commit()
+            held = await writer.scalar(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            )
+            assert held == 0
+            page = await asyncio.wait_for(SQLAlchemyEventStore(reader).get_events_after(0), 5)
+            assert [e.event_id for e in page] == [appended.event_id]
+    finally:
+        async with session_factory() as admin:
+            await admin.execute(text(f"DROP ROLE {role}"))
+            await admin.commit()
 
 
 @pytest.mark.postgres

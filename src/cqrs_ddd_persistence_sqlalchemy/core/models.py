@@ -221,9 +221,17 @@ DECLARE
     last bigint;
 BEGIN
     -- Waits until no writer holds a position it has not committed (or rolled back).
-    PERFORM pg_advisory_lock({EVENTS_LOCK_KEY});
-    last := pg_sequence_last_value('events_position_seq');
-    PERFORM pg_advisory_unlock({EVENTS_LOCK_KEY});
+    -- The lock is a transaction-level one taken in this block's subtransaction,
+    -- which the RAISE rolls back: that releases it at once. Should the call be
+    -- cancelled or fail in between, the transaction's rollback releases it; a
+    -- session-level lock would outlive the call and block every writer.
+    BEGIN
+        PERFORM pg_advisory_xact_lock({EVENTS_LOCK_KEY});
+        last := pg_sequence_last_value('events_position_seq');
+        RAISE SQLSTATE 'CQ001';
+    EXCEPTION WHEN SQLSTATE 'CQ001' THEN
+        NULL;
+    END;
     RETURN coalesce(last, 0);
 END
 $$
