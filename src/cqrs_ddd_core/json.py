@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from typing import Any, NoReturn
 
 from pydantic_core import PydanticSerializationError, from_json, to_json, to_jsonable_python
 
 from cqrs_ddd_core.exceptions import SerializationError
 
-__all__ = ["check_no_nul", "dumps", "round_trip", "to_json_value"]
+__all__ = ["check_no_nul", "check_storable", "dumps", "loads", "round_trip", "to_json_value"]
 
 
 def dumps(value: Any, *, what: str = "value") -> str:
@@ -37,9 +38,45 @@ def to_json_value(value: Any, *, what: str = "value") -> Any:
         raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
 
 
+def loads(text: str | bytes) -> Any:
+    """Decode JSON text, nested as deeply as :func:`dumps` can write it.
+
+    pydantic_core's parser (fast) stops at 200 levels of nesting, while its encoder
+    writes up to about 250: text it refuses is decoded again by the standard library's
+    parser, so whatever was stored can be read back.
+    """
+    try:
+        return from_json(text)
+    except ValueError:
+        return json.loads(text)
+
+
 def round_trip(value: Any, *, what: str = "value") -> Any:
     """What storing ``value`` as JSON and reading it back gives."""
-    return from_json(dumps(value, what=what))
+    return loads(dumps(value, what=what))
+
+
+def check_storable(encoded: str, *, what: str = "value") -> None:
+    """Refuse JSON text a database would refuse: NUL characters, NaN and infinities.
+
+    ``encoded`` is JSON text as :func:`dumps` writes it, which spells a float NaN or
+    infinity ``NaN``/``Infinity`` (not JSON: PostgreSQL refuses the document, SQLite's
+    JSON functions then fail on it). The text is decoded and searched only when it
+    shows one of these spellings, so the common case costs three substring searches.
+
+    Raises:
+        SerializationError: a string (or key) holds a NUL character, or a number is
+            NaN or infinite.
+    """
+    check_no_nul(encoded, what=what)
+    if "NaN" in encoded or "Infinity" in encoded:
+
+        def refuse(constant: str) -> NoReturn:
+            raise SerializationError(
+                f"{what} holds {constant}, which JSON cannot represent (store null or a string)"
+            )
+
+        json.loads(encoded, parse_constant=refuse)
 
 
 def check_no_nul(encoded: str, *, what: str = "value") -> None:
@@ -52,7 +89,7 @@ def check_no_nul(encoded: str, *, what: str = "value") -> None:
     Raises:
         SerializationError: a string (or key) inside holds a NUL character.
     """
-    if "\\u0000" in encoded and _holds_nul(from_json(encoded)):
+    if "\\u0000" in encoded and _holds_nul(loads(encoded)):
         raise SerializationError(
             f"{what} holds a NUL character (\\u0000), which PostgreSQL cannot store in JSON"
         )

@@ -334,6 +334,127 @@ class EventStoreContract:
         assert [e.aggregate_id for e in stored] == ["c", "c"]
         assert getattr(stored[0], where) == {"path": "C:\\u0000dir", "\\u0000": 1}
 
+    @pytest.mark.parametrize(
+        ("field", "limit"),
+        [("event_id", 64), ("aggregate_type", 200), ("event_type", 200), ("tenant_id", 200)],
+    )
+    async def test_text_longer_than_its_column_is_refused(
+        self, env: Store, field: str, limit: int
+    ) -> None:
+        bad = event("b", 1, **{field: "x" * (limit + 1)})
+        with pytest.raises(InvalidEventError, match=f"{field} of event .* at most {limit}"):
+            await env.store.append(bad)
+        with pytest.raises(InvalidEventError, match=f"{field} of event"):
+            await env.store.append_batch([event("a", 1), bad])
+        with pytest.raises(InvalidEventError, match="aggregate_id of event .* at most 200"):
+            await env.store.append(event("z" * 201, 1))
+        # The transaction goes on, and a value at the limit is kept whole.
+        fits = event("c", 1, **{field: "y" * limit})
+        await env.store.append(fits)
+        await env.commit()
+        (stored,) = await env.store.get_all()
+        assert getattr(stored, field) == "y" * limit
+
+    @pytest.mark.parametrize("field", ["version", "schema_version"])
+    async def test_versions_beyond_32_bits_are_refused(self, env: Store, field: str) -> None:
+        values = {"version": 1, "schema_version": 1} | {field: 2**31}
+        bad = event("b", values["version"], schema_version=values["schema_version"])
+        with pytest.raises(InvalidEventError, match=f"{field} of event .* at most {2**31 - 1}"):
+            await env.store.append(bad)
+        top = event("c", 2**31 - 1, schema_version=2**31 - 1)
+        await env.store.append(top)
+        await env.commit()
+        assert [(e.version, e.schema_version) for e in await env.store.get_all()] == [
+            (2**31 - 1, 2**31 - 1)
+        ]
+        assert await env.store.get_events("c", after_version=2**31) == []
+
+    @pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
+    @pytest.mark.parametrize("where", ["payload", "metadata"])
+    async def test_nan_and_infinities_are_refused(
+        self, env: Store, where: str, number: float
+    ) -> None:
+        bad = event("b", 1, **{where: {"ratio": [1.5, {"x": number}]}})
+        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r} holds"):
+            await env.store.append(bad)
+        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r}"):
+            await env.store.append_batch([event("a", 1), bad])
+        # The words themselves are ordinary text.
+        words = {"NaN": "NaN", "note": "-Infinity and beyond"}
+        await env.store.append_batch([event("c", 1, **{where: words}), event("c", 2)])
+        await env.commit()
+        stored = await env.store.get_all()
+        assert [e.aggregate_id for e in stored] == ["c", "c"]
+        assert getattr(stored[0], where) == words
+
+    async def test_a_deeply_nested_payload_reads_back(self, env: Store) -> None:
+        nested: dict[str, Any] = {"leaf": 1}
+        for _ in range(230):
+            nested = {"n": nested}
+        await env.store.append_batch([event("a", 1, payload=nested), event("a", 2)])
+        await env.commit()
+        assert (await env.store.get_events("a"))[0].payload == nested
+        assert [e.version for e in await env.store.get_events_after(0)] == [1, 2]
+        assert [e.payload == nested for e in await env.store.get_all()] == [True, False]
+
+    async def test_dates_before_the_year_1000_keep_their_order(self, env: Store) -> None:
+        early = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
+        later = datetime(2024, 1, 1, tzinfo=UTC)
+        await env.store.append_batch(
+            [event("a", i + 1, occurred_at=at) for i, at in enumerate([*early, later])]
+        )
+        await env.commit()
+        assert [e.occurred_at for e in await env.store.get_all()] == [*early, later]
+        before = SpecificationBuilder().where("occurred_at", "lt", datetime(1500, 1, 1, tzinfo=UTC))
+        assert [e.version for e in await env.store.get_all(specification=before.build())] == [1, 2]
+
+    @pytest.mark.parametrize("expected", [1.0, True, -1, "1", {"a": "1"}, {"a": None}])
+    async def test_a_malformed_expected_version_is_refused(self, env: Store, expected: Any) -> None:
+        with pytest.raises(InvalidEventError, match="expected_version must be an int >= 0"):
+            await env.store.append(event("a", 1), expected_version=expected)
+        await env.commit()
+        assert await env.store.get_all() == []
+
+    async def test_read_arguments_beyond_64_bits_are_refused(self, env: Store) -> None:
+        await env.store.append(event("a", 1))
+        await env.commit()
+        top = 2**63 - 1
+        assert await env.store.get_events_after(top) == []
+        assert [e.version for e in await env.store.get_events_after(0, limit=top)] == [1]
+        assert [e async for e in await env.store.get_events_from_position(0, top)] != []
+        assert await env.store.get_events("a", after_version=top) == []
+        for call in (
+            lambda: env.store.get_events_after(top + 1),
+            lambda: env.store.get_events_after(0, limit=top + 1),
+            lambda: env.store.get_events_from_position(top + 1),
+            lambda: env.store.get_events_from_position(0, batch_size=top + 1),
+            lambda: env.store.get_events("a", after_version=top + 1),
+            lambda: env.store.get_events("a", after_version=-1),
+            lambda: env.store.get_events("a", after_version=True),
+        ):
+            with pytest.raises(ValueError, match="must be an int from"):
+                await call()
+
+    async def test_a_stale_expected_version_is_reported_before_a_duplicate_id(
+        self, env: Store
+    ) -> None:
+        original = await env.store.append(event("a", 1))
+        await env.commit()
+        with pytest.raises(OptimisticConcurrencyError) as caught:
+            await env.store.append(event("b", 4, event_id=original.event_id), expected_version=3)
+        assert not isinstance(caught.value, DuplicateEventError)
+        assert (caught.value.expected_version, caught.value.actual_version) == (3, 0)
+
+    async def test_append_returns_the_events_given_with_their_positions(self, env: Store) -> None:
+        given = event("a", 1, payload={"amount": Decimal("1.50")})
+        (appended,) = await env.store.append_batch([given])
+        assert appended.position is not None
+        assert appended.model_dump(exclude={"position"}) == given.model_dump(exclude={"position"})
+        await env.commit()
+        (stored,) = await env.store.get_all()
+        assert stored.payload == {"amount": "1.50"}
+        assert stored.position == appended.position
+
 
 class TestInMemoryEventStore(EventStoreContract):
     pytestmark = pytest.mark.memory

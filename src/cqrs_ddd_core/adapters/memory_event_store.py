@@ -6,15 +6,14 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from pydantic_core import from_json
-
 from cqrs_ddd_core.exceptions import DuplicateEventError, OptimisticConcurrencyError
-from cqrs_ddd_core.json import check_no_nul, dumps
+from cqrs_ddd_core.json import check_storable, dumps, loads
 from cqrs_ddd_core.ports.event_store import (
     ExpectedVersion,
     IEventStore,
     StoredEvent,
     check_batch,
+    check_read_argument,
 )
 from cqrs_ddd_core.ports.predicate import Predicate
 
@@ -68,9 +67,6 @@ class InMemoryEventStore(IEventStore):
             for e in batch
         ]
         async with self._lock:
-            duplicates = [e.event_id for e in batch if e.event_id in self._ids]
-            if duplicates:
-                raise DuplicateEventError(duplicates, aggregate_id=batch[0].aggregate_id)
             for aggregate_id in streams:
                 stream = self._streams.get(aggregate_id, [])
                 actual = max((e.version for e in stream), default=0)
@@ -86,6 +82,10 @@ class InMemoryEventStore(IEventStore):
                         expected_version=want,
                         actual_version=actual,
                     )
+            # In the SQL store's order: expected versions, then ids, then versions.
+            duplicates = [e.event_id for e in batch if e.event_id in self._ids]
+            if duplicates:
+                raise DuplicateEventError(duplicates, aggregate_id=batch[0].aggregate_id)
             for event in batch:
                 if (event.aggregate_id, event.version) in self._keys:
                     stream = self._streams[event.aggregate_id]
@@ -96,7 +96,7 @@ class InMemoryEventStore(IEventStore):
                         expected_version=event.version - 1,
                         actual_version=max(e.version for e in stream),
                     )
-            stored = []
+            appended = []
             for event, (payload, metadata) in zip(batch, encoded, strict=True):
                 position = len(self._events) + 1
                 copy = StoredEvent.from_storage(
@@ -111,8 +111,9 @@ class InMemoryEventStore(IEventStore):
                 self._streams.setdefault(event.aggregate_id, []).append(copy)
                 self._ids.add(event.event_id)
                 self._keys.add((event.aggregate_id, event.version))
-                stored.append(copy)
-            return stored
+                # As the SQL store returns it: the event given, with its position.
+                appended.append(StoredEvent.from_storage({**event.__dict__, "position": position}))
+            return appended
 
     @staticmethod
     def _filter(events: list[StoredEvent], spec: Predicate | None) -> list[StoredEvent]:
@@ -127,6 +128,7 @@ class InMemoryEventStore(IEventStore):
         uow: Any = None,
     ) -> list[StoredEvent]:
         """Return the stream after ``after_version``, in version order."""
+        check_read_argument("after_version", after_version, minimum=0)
         stream = [e for e in self._streams.get(aggregate_id, []) if e.version > after_version]
         return self._filter(sorted(stream, key=lambda e: e.version), specification)
 
@@ -159,10 +161,8 @@ class InMemoryEventStore(IEventStore):
         uow: Any = None,
     ) -> list[StoredEvent]:
         """Return up to ``limit`` events after ``position``, in global order."""
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive int, got {limit!r}")
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise ValueError(f"position must be an int >= 0, got {position!r}")
+        check_read_argument("limit", limit, minimum=1)
+        check_read_argument("position", position, minimum=0)
         return self._filter(self._events[position:], specification)[:limit]
 
     async def get_events_from_position(
@@ -174,10 +174,8 @@ class InMemoryEventStore(IEventStore):
         uow: Any = None,
     ) -> AsyncIterator[StoredEvent]:
         """Return an async iterator over the events after ``position``, page by page."""
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        if isinstance(position, bool) or not isinstance(position, int) or position < 0:
-            raise ValueError(f"position must be an int >= 0, got {position!r}")
+        check_read_argument("batch_size", batch_size, minimum=1)
+        check_read_argument("position", position, minimum=0)
 
         async def pages() -> AsyncIterator[StoredEvent]:
             cursor = position
@@ -199,5 +197,5 @@ class InMemoryEventStore(IEventStore):
 def _stored_json(value: Any, *, what: str) -> Any:
     """What the SQL stores keep of a JSON value: refused as they refuse it, or read back."""
     encoded = dumps(value, what=what)
-    check_no_nul(encoded, what=what)
-    return from_json(encoded)
+    check_storable(encoded, what=what)
+    return loads(encoded)

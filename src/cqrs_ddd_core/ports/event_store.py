@@ -13,11 +13,29 @@ from cqrs_ddd_core.domain.ids import new_id
 from cqrs_ddd_core.exceptions import DuplicateEventError, InvalidEventError
 from cqrs_ddd_core.ports.stored import StoredRecord
 
-__all__ = ["ExpectedVersion", "IEventStore", "StoredEvent", "check_batch"]
+__all__ = [
+    "EVENT_ID_LENGTH",
+    "MAX_VERSION",
+    "TEXT_LENGTH",
+    "ExpectedVersion",
+    "IEventStore",
+    "StoredEvent",
+    "check_batch",
+    "check_read_argument",
+]
 
 #: The version a writer expects a stream to have before its append: one number for
 #: every stream of the batch, or a number per aggregate id. 0 means "no stream yet".
 ExpectedVersion = int | Mapping[str, int]
+
+#: The longest ``event_id`` the stores keep (characters).
+EVENT_ID_LENGTH = 64
+#: The longest value of the other text fields (``event_type``, ``aggregate_id``, ...).
+TEXT_LENGTH = 200
+#: The highest ``version`` and ``schema_version`` (a 32-bit integer column).
+MAX_VERSION = 2**31 - 1
+#: The highest position, limit or batch size a read takes (a 64-bit integer).
+_MAX_READ = 2**63 - 1
 
 
 class StoredEvent(StoredRecord):
@@ -98,13 +116,13 @@ class IEventStore(ABC):
 
 
 _TEXT_FIELDS = (
-    "event_id",
-    "event_type",
-    "aggregate_id",
-    "aggregate_type",
-    "correlation_id",
-    "causation_id",
-    "tenant_id",
+    ("event_id", EVENT_ID_LENGTH),
+    ("event_type", TEXT_LENGTH),
+    ("aggregate_id", TEXT_LENGTH),
+    ("aggregate_type", TEXT_LENGTH),
+    ("correlation_id", TEXT_LENGTH),
+    ("causation_id", TEXT_LENGTH),
+    ("tenant_id", TEXT_LENGTH),
 )
 
 
@@ -135,9 +153,13 @@ def check_batch(
         InvalidEventError: a stream's versions are not consecutive, or do not start
             right after its ``expected_version``; or a text field holds something
             UTF-8 cannot encode (a lone surrogate), which no database can store, or a
-            NUL character, which PostgreSQL cannot store (refused on every backend,
-            so that every adapter behaves the same).
+            NUL character, which PostgreSQL cannot store, or is longer than the
+            store's column (:data:`EVENT_ID_LENGTH`, :data:`TEXT_LENGTH`); or a
+            version is above :data:`MAX_VERSION`; or ``expected_version`` is not an
+            int >= 0 or a mapping of aggregate ids to such ints. All are refused on
+            every backend, so that every adapter behaves the same.
     """
+    _check_expected_version(expected)
     streams: dict[str, tuple[int, int]] = {}
     seen_ids: set[str] = set()
     for event in batch:
@@ -146,10 +168,23 @@ def check_batch(
         if event.event_id in seen_ids:
             raise DuplicateEventError([event.event_id], aggregate_id=event.aggregate_id)
         seen_ids.add(event.event_id)
-        for name in _TEXT_FIELDS:
+        for name, length in _TEXT_FIELDS:
             value = getattr(event, name)
-            if value is not None and (not value.isascii() or "\x00" in value):
+            if value is None:
+                continue
+            if not value.isascii() or "\x00" in value:
                 _check_storable(event, name, value)
+            if len(value) > length:
+                raise InvalidEventError(
+                    f"{name} of event {event.event_id[:EVENT_ID_LENGTH]!r} is {len(value)} "
+                    f"characters long; the store keeps at most {length}"
+                )
+        if event.version > MAX_VERSION or event.schema_version > MAX_VERSION:
+            name = "version" if event.version > MAX_VERSION else "schema_version"
+            raise InvalidEventError(
+                f"{name} of event {event.event_id!r} is {getattr(event, name)}; "
+                f"the store keeps at most {MAX_VERSION}"
+            )
         span = streams.get(event.aggregate_id)
         if span is None:
             streams[event.aggregate_id] = (event.version, event.version)
@@ -169,3 +204,27 @@ def check_batch(
                     f"start at version {want + 1}, it starts at {first}"
                 )
     return streams
+
+
+def _check_expected_version(expected: object) -> None:
+    if expected is None:
+        return
+    values = expected.values() if isinstance(expected, Mapping) else [expected]
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidEventError(
+                "expected_version must be an int >= 0 (0: no stream yet) or a mapping of "
+                f"aggregate id to such an int, got {expected!r}"
+            )
+
+
+def check_read_argument(name: str, value: object, *, minimum: int) -> int:
+    """Check a position, limit or batch size given to a read; return it.
+
+    Raises:
+        ValueError: ``value`` is not an int (a bool is not), or is below ``minimum``
+            or above what a 64-bit position can hold.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= _MAX_READ:
+        raise ValueError(f"{name} must be an int from {minimum} to {_MAX_READ}, got {value!r}")
+    return value

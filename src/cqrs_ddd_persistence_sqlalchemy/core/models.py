@@ -34,6 +34,7 @@ from sqlalchemy.orm import (
 )
 
 from cqrs_ddd_core.domain.events import utc_now
+from cqrs_ddd_core.ports.event_store import EVENT_ID_LENGTH, TEXT_LENGTH
 from cqrs_ddd_core.ports.outbox import OutboxStatus
 from cqrs_ddd_persistence_sqlalchemy.core.types import JSONValue, UTCDateTime
 
@@ -187,18 +188,18 @@ class EventModel(Base):
     position: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(64))
-    event_type: Mapped[str] = mapped_column(String(200))
-    aggregate_id: Mapped[str] = mapped_column(String(200))
-    aggregate_type: Mapped[str] = mapped_column(String(200))
+    event_id: Mapped[str] = mapped_column(String(EVENT_ID_LENGTH))
+    event_type: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    aggregate_id: Mapped[str] = mapped_column(String(TEXT_LENGTH))
+    aggregate_type: Mapped[str] = mapped_column(String(TEXT_LENGTH))
     version: Mapped[int] = mapped_column(Integer)
     payload: Mapped[dict[str, Any]] = mapped_column(JSONValue())
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue())
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     schema_version: Mapped[int] = mapped_column(Integer, default=1)
-    correlation_id: Mapped[str | None] = mapped_column(String(200))
-    causation_id: Mapped[str | None] = mapped_column(String(200))
-    tenant_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    correlation_id: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    causation_id: Mapped[str | None] = mapped_column(String(TEXT_LENGTH))
+    tenant_id: Mapped[str | None] = mapped_column(String(TEXT_LENGTH), index=True)
 
 
 _EVENTS_NEXT_POSITION = f"""
