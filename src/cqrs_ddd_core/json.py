@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import Any
 
 from pydantic_core import PydanticSerializationError, from_json, to_json, to_jsonable_python
 
 from cqrs_ddd_core.exceptions import SerializationError
 
-__all__ = ["check_no_nul", "check_storable", "dumps", "loads", "round_trip", "to_json_value"]
+__all__ = ["check_no_nul", "dumps", "loads", "round_trip", "to_json_value"]
 
 
 def dumps(value: Any, *, what: str = "value") -> str:
     """Encode ``value`` as JSON text the way pydantic's JSON mode does.
 
     datetime, date, UUID, Decimal, Enum, sets, tuples and pydantic models are accepted.
+    A float NaN or infinity becomes ``null``, as in pydantic's ``model_dump_json()``
+    (JSON has no such numbers; PostgreSQL refuses ``NaN`` in a document).
 
     Raises:
         SerializationError: the value (or something inside it) has no JSON form.
     """
     try:
-        return to_json(value).decode()
+        return to_json(value, inf_nan_mode="null").decode()
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
 
@@ -33,7 +35,7 @@ def to_json_value(value: Any, *, what: str = "value") -> Any:
         SerializationError: the value (or something inside it) has no JSON form.
     """
     try:
-        return to_jsonable_python(value)
+        return to_jsonable_python(value, inf_nan_mode="null")
     except (PydanticSerializationError, TypeError, ValueError) as exc:
         raise SerializationError(f"{what} cannot be encoded as JSON: {exc}") from exc
 
@@ -54,29 +56,6 @@ def loads(text: str | bytes) -> Any:
 def round_trip(value: Any, *, what: str = "value") -> Any:
     """What storing ``value`` as JSON and reading it back gives."""
     return loads(dumps(value, what=what))
-
-
-def check_storable(encoded: str, *, what: str = "value") -> None:
-    """Refuse JSON text a database would refuse: NUL characters, NaN and infinities.
-
-    ``encoded`` is JSON text as :func:`dumps` writes it, which spells a float NaN or
-    infinity ``NaN``/``Infinity`` (not JSON: PostgreSQL refuses the document, SQLite's
-    JSON functions then fail on it). The text is decoded and searched only when it
-    shows one of these spellings, so the common case costs three substring searches.
-
-    Raises:
-        SerializationError: a string (or key) holds a NUL character, or a number is
-            NaN or infinite.
-    """
-    check_no_nul(encoded, what=what)
-    if "NaN" in encoded or "Infinity" in encoded:
-
-        def refuse(constant: str) -> NoReturn:
-            raise SerializationError(
-                f"{what} holds {constant}, which JSON cannot represent (store null or a string)"
-            )
-
-        json.loads(encoded, parse_constant=refuse)
 
 
 def check_no_nul(encoded: str, *, what: str = "value") -> None:

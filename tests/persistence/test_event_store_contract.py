@@ -346,7 +346,7 @@ class EventStoreContract:
             await env.store.append(bad)
         with pytest.raises(InvalidEventError, match=f"{field} of event"):
             await env.store.append_batch([event("a", 1), bad])
-        with pytest.raises(InvalidEventError, match="aggregate_id of event .* at most 200"):
+        with pytest.raises(InvalidEventError, match=r"aggregate_id of event .* at most 200"):
             await env.store.append(event("z" * 201, 1))
         # The transaction goes on, and a value at the limit is kept whole.
         fits = event("c", 1, **{field: "y" * limit})
@@ -369,23 +369,23 @@ class EventStoreContract:
         ]
         assert await env.store.get_events("c", after_version=2**31) == []
 
-    @pytest.mark.parametrize("number", [float("nan"), float("inf"), float("-inf")])
-    @pytest.mark.parametrize("where", ["payload", "metadata"])
-    async def test_nan_and_infinities_are_refused(
-        self, env: Store, where: str, number: float
-    ) -> None:
-        bad = event("b", 1, **{where: {"ratio": [1.5, {"x": number}]}})
-        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r} holds"):
-            await env.store.append(bad)
-        with pytest.raises(SerializationError, match=f"{where} of event {bad.event_id!r}"):
-            await env.store.append_batch([event("a", 1), bad])
-        # The words themselves are ordinary text.
+    @pytest.mark.parametrize("in_batch", [False, True], ids=["alone", "in_a_batch"])
+    async def test_nan_and_infinities_are_stored_as_null(self, env: Store, in_batch: bool) -> None:
+        # As pydantic's model_dump_json() writes them: JSON has no such numbers, and
+        # PostgreSQL refuses NaN in a document.
+        odd = {"ratio": [1.5, {"x": float("nan")}], "top": float("inf"), "low": float("-inf")}
         words = {"NaN": "NaN", "note": "-Infinity and beyond"}
-        await env.store.append_batch([event("c", 1, **{where: words}), event("c", 2)])
+        given = [event("a", 1, payload=odd, metadata=odd), event("b", 1, payload=words)]
+        if in_batch:
+            await env.store.append_batch(given)
+        else:
+            for one in given:
+                await env.store.append(one)
         await env.commit()
-        stored = await env.store.get_all()
-        assert [e.aggregate_id for e in stored] == ["c", "c"]
-        assert getattr(stored[0], where) == words
+        first, second = await env.store.get_all()
+        nulls = {"ratio": [1.5, {"x": None}], "top": None, "low": None}
+        assert (first.payload, first.metadata) == (nulls, nulls)
+        assert second.payload == words
 
     async def test_a_deeply_nested_payload_reads_back(self, env: Store) -> None:
         nested: dict[str, Any] = {"leaf": 1}

@@ -188,6 +188,20 @@ def test_an_unencodable_json_value_is_refused_before_anything_is_written() -> No
         mapper.to_model(Profile(id="p", name="n", extra={"thing": Opaque()}))
 
 
+async def test_nan_and_infinities_in_a_json_column_are_stored_as_null(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    # As pydantic's model_dump_json() writes them; PostgreSQL refuses NaN in jsonb.
+    repo = SQLAlchemyRepository(Profile, ProfileModel)
+    odd = {"ratio": [1.5, float("nan")], "top": float("inf"), "low": float("-inf")}
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        await repo.add(Profile(id="p", name="n", extra=odd), uow=uow)
+    async with SQLAlchemyUnitOfWork(session_factory) as uow:
+        loaded = await repo.get("p", uow=uow)
+    assert loaded is not None
+    assert loaded.extra == {"ratio": [1.5, None], "top": None, "low": None}
+
+
 async def test_relationships_are_loaded_and_saved_to_the_depth_asked(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:

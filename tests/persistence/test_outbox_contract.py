@@ -222,6 +222,15 @@ class OutboxContract:
         assert stats.oldest_pending_age is not None
         assert stats.oldest_pending_age > timedelta(days=300)
 
+    async def test_nan_and_infinities_are_saved_as_null(self, env: Outbox) -> None:
+        storage = await env.new_storage()
+        odd = {"ratio": [1.5, float("nan")], "top": float("inf")}
+        await storage.save_messages([message(1, payload=odd, metadata={"low": float("-inf")})])
+        await env.commit()
+        (claimed,) = await storage.get_pending(limit=10)
+        assert claimed.payload == {"ratio": [1.5, None], "top": None}
+        assert claimed.metadata == {"low": None}
+
     async def test_bad_input_is_refused_before_anything_is_written(self, env: Outbox) -> None:
         storage = await env.new_storage()
         with pytest.raises(SerializationError, match="payload of message 'm-002'"):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from cqrs_ddd_core.exceptions import DuplicateEventError, OptimisticConcurrencyError
-from cqrs_ddd_core.json import check_storable, dumps, loads
+from cqrs_ddd_core.json import check_no_nul, dumps, loads
 from cqrs_ddd_core.ports.event_store import (
     ExpectedVersion,
     IEventStore,
@@ -197,5 +197,5 @@ class InMemoryEventStore(IEventStore):
 def _stored_json(value: Any, *, what: str) -> Any:
     """What the SQL stores keep of a JSON value: refused as they refuse it, or read back."""
     encoded = dumps(value, what=what)
-    check_storable(encoded, what=what)
+    check_no_nul(encoded, what=what)
     return loads(encoded)

@@ -75,7 +75,7 @@ from cqrs_ddd_core.exceptions import (
     DuplicateEventError,
     OptimisticConcurrencyError,
 )
-from cqrs_ddd_core.json import check_storable, dumps, loads
+from cqrs_ddd_core.json import check_no_nul, dumps, loads
 from cqrs_ddd_core.ports.event_store import (
     ExpectedVersion,
     IEventStore,
@@ -665,8 +665,8 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
                 event.aggregate_id,
                 event.aggregate_type,
                 event.version,
-                to_json(event.payload).decode(),
-                to_json(event.metadata).decode(),
+                to_json(event.payload, inf_nan_mode="null").decode(),
+                to_json(event.metadata, inf_nan_mode="null").decode(),
                 event.occurred_at,
                 event.schema_version,
                 event.correlation_id,
@@ -682,15 +682,10 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
             dumps(event.metadata, what=f"metadata of event {event.event_id!r}")
         raise
     for event, row in zip(batch, rows, strict=True):
-        if _suspect(row[5]) or _suspect(row[6]):
-            check_storable(row[5], what=f"payload of event {event.event_id!r}")
-            check_storable(row[6], what=f"metadata of event {event.event_id!r}")
+        if "\\u0000" in row[5] or "\\u0000" in row[6]:
+            check_no_nul(row[5], what=f"payload of event {event.event_id!r}")
+            check_no_nul(row[6], what=f"metadata of event {event.event_id!r}")
     return rows
-
-
-def _suspect(encoded: str) -> bool:
-    """Whether JSON text may hold what check_storable refuses (most never does)."""
-    return "\\u0000" in encoded or "NaN" in encoded or "Infinity" in encoded
 
 
 def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
@@ -700,14 +695,14 @@ def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
     try:
         # Every field of the events, as pydantic's JSON mode encodes them (occurred_at
         # as ISO 8601 with its offset); json_to_recordset takes the ones it names.
-        document = to_json([event.__dict__ for event in batch]).decode()
+        document = to_json([event.__dict__ for event in batch], inf_nan_mode="null").decode()
     except (PydanticSerializationError, TypeError, ValueError):
         _rows(batch)  # raises SerializationError, naming the event and the field
         # Not payload or metadata: a field of a subclass; send only the stored ones.
         fields = [{name: getattr(event, name) for name in _INSERT_COLUMNS} for event in batch]
-        document = to_json(fields).decode()
-    if _suspect(document):
-        _rows(batch)  # raises SerializationError if a payload or metadata is not storable
+        document = to_json(fields, inf_nan_mode="null").decode()
+    if "\\u0000" in document:
+        _rows(batch)  # raises SerializationError if a payload or metadata holds a NUL
     return (document,)
 
 
