@@ -126,18 +126,24 @@ _TEXT_FIELDS = (
 )
 
 
-def _check_storable(event: StoredEvent, name: str, value: str) -> None:
+def _check_text(event: StoredEvent, name: str, value: str, length: int) -> None:
+    """Raise the error a text field deserves (called only when it may deserve one)."""
     if "\x00" in value:
         raise InvalidEventError(
-            f"{name} of event {event.event_id!r} holds a NUL character, "
+            f"{name} of event {event.event_id[:EVENT_ID_LENGTH]!r} holds a NUL character, "
             "which PostgreSQL cannot store in text"
         )
     try:
         value.encode()
     except UnicodeEncodeError as exc:
         raise InvalidEventError(
-            f"{name} of event {event.event_id!r} is not storable text: {exc}"
+            f"{name} of event {event.event_id[:EVENT_ID_LENGTH]!r} is not storable text: {exc}"
         ) from exc
+    if len(value) > length:
+        raise InvalidEventError(
+            f"{name} of event {event.event_id[:EVENT_ID_LENGTH]!r} is {len(value)} "
+            f"characters long; the store keeps at most {length}"
+        )
 
 
 def check_batch(
@@ -168,17 +174,13 @@ def check_batch(
         if event.event_id in seen_ids:
             raise DuplicateEventError([event.event_id], aggregate_id=event.aggregate_id)
         seen_ids.add(event.event_id)
+        fields = event.__dict__
         for name, length in _TEXT_FIELDS:
-            value = getattr(event, name)
-            if value is None:
-                continue
-            if not value.isascii() or "\x00" in value:
-                _check_storable(event, name, value)
-            if len(value) > length:
-                raise InvalidEventError(
-                    f"{name} of event {event.event_id[:EVENT_ID_LENGTH]!r} is {len(value)} "
-                    f"characters long; the store keeps at most {length}"
-                )
+            value = fields[name]
+            if value is not None and (
+                len(value) > length or not value.isascii() or "\x00" in value
+            ):
+                _check_text(event, name, value, length)
         if event.version > MAX_VERSION or event.schema_version > MAX_VERSION:
             name = "version" if event.version > MAX_VERSION else "schema_version"
             raise InvalidEventError(
