@@ -397,6 +397,23 @@ class EventStoreContract:
         assert [e.version for e in await env.store.get_events_after(0)] == [1, 2]
         assert [e.payload == nested for e in await env.store.get_all()] == [True, False]
 
+    @pytest.mark.parametrize("in_batch", [False, True], ids=["alone", "in_a_batch"])
+    async def test_the_first_and_last_instants_python_has_are_kept(
+        self, env: Store, in_batch: bool
+    ) -> None:
+        # asyncpg sends datetime.max and datetime.min as PostgreSQL's +/-infinity.
+        extremes = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)]
+        given = [event("a", i + 1, occurred_at=at) for i, at in enumerate(extremes)]
+        if in_batch:
+            await env.store.append_batch(given)
+        else:
+            for one in given:
+                await env.store.append(one)
+        await env.commit()
+        assert [e.occurred_at for e in await env.store.get_all()] == extremes
+        last = SpecificationBuilder().where("occurred_at", "gt", datetime(9999, 1, 1, tzinfo=UTC))
+        assert [e.version for e in await env.store.get_all(specification=last.build())] == [2]
+
     async def test_dates_before_the_year_1000_keep_their_order(self, env: Store) -> None:
         early = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
         later = datetime(2024, 1, 1, tzinfo=UTC)

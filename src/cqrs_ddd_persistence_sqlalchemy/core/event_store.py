@@ -192,12 +192,14 @@ _PG_INSERT = f"""
     RETURNING event_id, position
 """
 # A single event (the common command) as plain VALUES: cheaper to encode and plan
-# than twelve one-element arrays.
+# than twelve one-element arrays. occurred_at travels as ISO 8601 text, as in the
+# batch's JSON: asyncpg would send datetime.max and datetime.min as +/-infinity.
 _PG_INSERT_ONE = """
     INSERT INTO events (event_id, event_type, aggregate_id, aggregate_type, version,
                         payload, metadata, occurred_at, schema_version,
                         correlation_id, causation_id, tenant_id)
-    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11, $12)
+    VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8::text::timestamptz, $9, $10,
+            $11, $12)
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
 """
@@ -691,7 +693,8 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
 def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
     """The parameters of ``_PG_INSERT_ONE`` (one event) or ``_PG_INSERT`` (a batch)."""
     if len(batch) == 1:
-        return _rows(batch)[0]
+        row = _rows(batch)[0]
+        return (*row[:_OCCURRED_AT], row[_OCCURRED_AT].isoformat(), *row[_OCCURRED_AT + 1 :])
     try:
         # Every field of the events, as pydantic's JSON mode encodes them (occurred_at
         # as ISO 8601 with its offset); json_to_recordset takes the ones it names.
