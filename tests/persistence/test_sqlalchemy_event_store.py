@@ -250,6 +250,39 @@ async def test_a_horizon_waits_for_an_uncommitted_append(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_the_latest_position_is_a_cursor_that_never_skips(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """An append in flight below a committed one is waited for, not left behind."""
+    async with (
+        session_factory() as slow,
+        session_factory() as fast,
+        session_factory() as reader,
+    ):
+        first = await SQLAlchemyEventStore(slow).append(event("a", 1))
+        second = await SQLAlchemyEventStore(fast).append(event("b", 1))
+        await fast.commit()
+        assert second.position is not None
+        assert first.position is not None
+        assert first.position < second.position
+        waiting = asyncio.create_task(SQLAlchemyEventStore(reader).get_latest_position())
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # max(position) alone would say `second` already
+        await slow.commit()
+        latest = await waiting
+        assert latest == second.position
+        # A consumer starting there gets what comes next, and nothing was before it
+        # that it could miss.
+        await reader.rollback()
+        assert await SQLAlchemyEventStore(reader).get_events_after(latest) == []
+        third = await SQLAlchemyEventStore(fast).append(event("c", 1))
+        await fast.commit()
+        page = await SQLAlchemyEventStore(reader).get_events_after(latest)
+        assert [e.event_id for e in page] == [third.event_id]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
 async def test_a_horizon_that_fails_while_holding_the_lock_leaves_it_behind_nowhere(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:

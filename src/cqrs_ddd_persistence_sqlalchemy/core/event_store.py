@@ -156,6 +156,8 @@ _PAGE_ROWS = (
     .limit(_LIMIT)
 )
 _PAGE_PG = _page_pg(_PAGE_ROWS)
+_LATEST = select(func.coalesce(func.max(_C.position), 0))
+_LATEST_PG = _LATEST.where(_C.position <= _HORIZON)
 
 # StoredEvent field names that differ from the model's attribute names.
 _FIELD_ALIASES = {"metadata": "metadata_"}
@@ -606,9 +608,18 @@ class SQLAlchemyEventStore(IEventStore):
                 cursor = horizon
 
     async def get_latest_position(self, *, uow: UnitOfWork | None = None) -> int:
-        """Return the highest committed position visible to this session (0 if none)."""
+        """Return the highest committed position (0 if none).
+
+        Like a page, it is final: no event committed later can appear at or below it,
+        so a consumer may start from it. On PostgreSQL it waits, as a page does, for
+        the appends in flight, then reads the highest position up to the horizon in a
+        new statement (a new snapshot, which sees what they committed).
+        """
         session = self._session(uow)
-        return int(await session.scalar(select(func.coalesce(func.max(_C.position), 0))) or 0)
+        if session.get_bind().dialect.name != "postgresql":
+            return int(await session.scalar(_LATEST) or 0)
+        horizon = await self._horizon(session)
+        return int(await session.scalar(_LATEST_PG, {"horizon": horizon}) or 0)
 
 
 def _compile(spec: Specification, dialect: str) -> ColumnElement[bool]:
