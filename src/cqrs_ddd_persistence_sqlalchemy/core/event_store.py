@@ -32,9 +32,10 @@ that holds a drawn position has committed or rolled back, reads the sequence's l
 value *h* and releases the lock. Every position up to *h* is then final, and any
 position drawn afterwards is above *h*, so the page (``position > p AND position <=
 h``, read in a new statement, hence a new snapshot) can never be overtaken. The
-price is paid by readers (they wait for in-flight appends to finish) and, briefly,
-by writers that arrive while a reader waits; an append holds no lock against other
-appends. Readers must use READ COMMITTED (PostgreSQL's default), so that the page
+price is paid by readers (they wait for in-flight appends to finish) and by writers
+that arrive while a reader waits: PostgreSQL grants lock requests in order, so they
+queue behind the reader until the appends in flight end. An append holds no lock
+against other appends. Readers must use READ COMMITTED (PostgreSQL's default), so that the page
 query sees what committed while the horizon was computed. A horizon stays valid, so
 ``get_events_from_position`` asks for a new one only once it has read up to the last.
 
