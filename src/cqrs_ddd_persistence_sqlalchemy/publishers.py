@@ -7,6 +7,7 @@ import json
 import sys
 from typing import Any, TextIO
 
+from cqrs_ddd_core.json import to_json_value
 from cqrs_ddd_core.ports.outbox import BatchPublisher, MessagePublisher, OutboxMessage
 
 __all__ = ["ConsolePublisher", "load_publisher"]
@@ -24,8 +25,9 @@ class ConsolePublisher:
             {
                 "message_id": message.message_id,
                 "event_type": message.event_type,
-                "payload": message.payload,
-                "metadata": message.metadata,
+                # As stored: pydantic's JSON values (a NaN is null, as in the outbox).
+                "payload": to_json_value(message.payload, what="payload"),
+                "metadata": to_json_value(message.metadata, what="metadata"),
                 "created_at": message.created_at.isoformat(),
             },
             sort_keys=True,

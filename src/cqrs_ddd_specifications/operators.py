@@ -15,6 +15,7 @@ casts a literal to the column type (``from_dict`` keeps ISO strings as strings);
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import KW_ONLY, dataclass, field
@@ -203,6 +204,8 @@ def _json_operand(value: Any) -> Any:
 
 
 def _json_value(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a JSON value (JSON has no NaN or infinity)")
     if value is None or isinstance(value, str | int | float):
         return value
     if isinstance(value, Mapping):

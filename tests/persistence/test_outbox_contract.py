@@ -231,6 +231,17 @@ class OutboxContract:
         assert claimed.payload == {"ratio": [1.5, None], "top": None}
         assert claimed.metadata == {"low": None}
 
+    async def test_a_deeply_nested_payload_is_claimed(self, env: Outbox) -> None:
+        # Deeper than pydantic_core's parser goes (200 levels).
+        deep: dict[str, Any] = {"leaf": 1}
+        for _ in range(230):
+            deep = {"n": deep}
+        storage = await env.new_storage()
+        await storage.save_messages([message(1, payload=deep)])
+        await env.commit()
+        (claimed,) = await storage.get_pending(limit=10)
+        assert claimed.payload == deep
+
     async def test_bad_input_is_refused_before_anything_is_written(self, env: Outbox) -> None:
         storage = await env.new_storage()
         with pytest.raises(SerializationError, match="payload of message 'm-002'"):

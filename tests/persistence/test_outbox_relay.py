@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections import Counter
 from collections.abc import Sequence
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import func, select, text
@@ -202,6 +205,27 @@ async def test_four_relays_publish_ten_thousand_messages_exactly_once(
     assert set(counts.values()) == {1}
     assert all(p.published for p in publishers), "every relay took part"
     assert set((await statuses(session_factory)).values()) == {OutboxStatus.PUBLISHED}
+
+
+async def test_the_console_publisher_writes_one_json_line_per_message() -> None:
+    stream = io.StringIO()
+    message = OutboxMessage(
+        message_id="m-1",
+        event_type="Shipped",
+        payload={"amount": Decimal("1.50"), "ratio": float("nan")},
+        metadata={"low": float("-inf")},
+    )
+    await ConsolePublisher(stream).publish(message)
+    line = stream.getvalue()
+    assert line.endswith("\n")
+    assert line.count("\n") == 1
+    assert json.loads(line, parse_constant=lambda word: pytest.fail(f"not JSON: {word}")) == {
+        "message_id": "m-1",
+        "event_type": "Shipped",
+        "payload": {"amount": "1.50", "ratio": None},
+        "metadata": {"low": None},
+        "created_at": message.created_at.isoformat(),
+    }
 
 
 async def test_publishers_load_by_name_or_path() -> None:

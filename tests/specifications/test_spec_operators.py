@@ -111,6 +111,8 @@ INVALID_OPERANDS: list[tuple[str, Any, str]] = [
     ("json_contains", None, "other than None"),
     ("json_contains", {1: "a"}, "keys must be strings"),
     ("json_contains", {"a": object()}, "a JSON value"),
+    ("json_contains", {"a": [float("nan")]}, "no NaN or infinity"),
+    ("json_contains", float("-inf"), "no NaN or infinity"),
 ]
 
 

@@ -178,22 +178,31 @@ _FIELD_ALIASES = {"metadata": "metadata_"}
 # one-time filter gating the plan, before any row is produced, so before the first
 # nextval() of the projection (a test checks the plan). Calling the PL/pgSQL function
 # per row cost about 9% of a 100-event batch.
-_PG_INSERT = f"""
+#
+# ``json_as`` is how payload and metadata arrive: as JSON inside the document
+# ("jsonb"), or, in _PG_INSERT_ENCODED, as strings holding their own JSON text
+# ("text", cast to jsonb), for the batches the document cannot hold (see _pg_statement).
+def _pg_insert(json_as: str) -> str:
+    return f"""
     INSERT INTO events (position, event_id, event_type, aggregate_id, aggregate_type,
                         version, payload, metadata, occurred_at, schema_version,
                         correlation_id, causation_id, tenant_id)
     SELECT nextval('events_position_seq'), event_id, event_type, aggregate_id,
-           aggregate_type, version, payload, metadata, occurred_at,
+           aggregate_type, version, payload::jsonb, metadata::jsonb, occurred_at,
            schema_version, correlation_id, causation_id, tenant_id
     FROM json_to_recordset($1::json)
          AS batch(event_id text, event_type text, aggregate_id text, aggregate_type text,
-                  version int, payload jsonb, metadata jsonb, occurred_at timestamptz,
-                  schema_version int, correlation_id text, causation_id text,
-                  tenant_id text)
+                  version int, payload {json_as}, metadata {json_as},
+                  occurred_at timestamptz, schema_version int, correlation_id text,
+                  causation_id text, tenant_id text)
     WHERE (SELECT pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY})) IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
 """
+
+
+_PG_INSERT = _pg_insert("jsonb")
+_PG_INSERT_ENCODED = _pg_insert("text")
 # A single event (the common command) as plain VALUES: cheaper to encode and plan
 # than twelve one-element arrays. occurred_at travels as ISO 8601 text, as in the
 # batch's JSON: asyncpg would send datetime.max and datetime.min as +/-infinity.
@@ -290,15 +299,13 @@ class SQLAlchemyEventStore(IEventStore):
         streams = check_batch(batch, expected_version)
         postgresql = session.get_bind().dialect.name == "postgresql"
         # Encoded before anything is sent: a value with no JSON form writes nothing.
-        params = _pg_params(batch) if postgresql else ()
+        statement, params = _pg_statement(batch) if postgresql else ("", ())
         rows = [] if postgresql else _rows(batch)
         if expected_version is not None:
             await self._check_expected(session, streams, expected_version)
         if postgresql:
             connection = await session.connection()
-            result = await connection.exec_driver_sql(
-                _PG_INSERT_ONE if len(batch) == 1 else _PG_INSERT, params
-            )
+            result = await connection.exec_driver_sql(statement, params)
             returned = [(row[0], row[1]) for row in cast("Any", result)]
             if len(returned) != len(batch):
                 # Something of the batch already existed (ON CONFLICT skipped it): take
@@ -702,23 +709,27 @@ def _rows(batch: list[StoredEvent]) -> list[tuple[Any, ...]]:
     return rows
 
 
-def _pg_params(batch: list[StoredEvent]) -> tuple[Any, ...]:
-    """The parameters of ``_PG_INSERT_ONE`` (one event) or ``_PG_INSERT`` (a batch)."""
+def _pg_statement(batch: list[StoredEvent]) -> tuple[str, tuple[Any, ...]]:
+    """The statement that appends ``batch`` on PostgreSQL, and its parameters."""
     if len(batch) == 1:
         row = _rows(batch)[0]
-        return (*row[:_OCCURRED_AT], row[_OCCURRED_AT].isoformat(), *row[_OCCURRED_AT + 1 :])
+        at = row[_OCCURRED_AT].isoformat()
+        return _PG_INSERT_ONE, (*row[:_OCCURRED_AT], at, *row[_OCCURRED_AT + 1 :])
     try:
         # Every field of the events, as pydantic's JSON mode encodes them (occurred_at
         # as ISO 8601 with its offset); json_to_recordset takes the ones it names.
         document = to_json([event.__dict__ for event in batch], inf_nan_mode="null").decode()
     except (PydanticSerializationError, TypeError, ValueError):
-        _rows(batch)  # raises SerializationError, naming the event and the field
-        # Not payload or metadata: a field of a subclass; send only the stored ones.
-        fields = [{name: getattr(event, name) for name in _INSERT_COLUMNS} for event in batch]
-        document = to_json(fields, inf_nan_mode="null").decode()
+        # A field of a subclass with no JSON form, or a payload nested too deep for
+        # the encoder two levels down in the document. Encode payload and metadata on
+        # their own (SerializationError, naming the event, if they cannot be) and send
+        # the stored fields only, with those two as text.
+        rows = _rows(batch)
+        fields = [dict(zip(_INSERT_COLUMNS, row, strict=True)) for row in rows]
+        return _PG_INSERT_ENCODED, (to_json(fields).decode(),)
     if "\\u0000" in document:
         _rows(batch)  # raises SerializationError if a payload or metadata holds a NUL
-    return (document,)
+    return _PG_INSERT, (document,)
 
 
 def _sqlite_timestamp(value: datetime) -> str:

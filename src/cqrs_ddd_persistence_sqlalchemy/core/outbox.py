@@ -35,7 +35,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from pydantic_core import from_json
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -64,7 +63,7 @@ from sqlalchemy.orm import aliased
 from cqrs_ddd_core.domain.events import utc_now
 from cqrs_ddd_core.domain.ids import new_id
 from cqrs_ddd_core.exceptions import ClaimLostError, EntityNotFoundError
-from cqrs_ddd_core.json import dumps
+from cqrs_ddd_core.json import dumps, loads
 from cqrs_ddd_core.ports.outbox import (
     IOutboxStorage,
     OutboxMessage,
@@ -112,8 +111,8 @@ def _message(row: Any) -> OutboxMessage:
         {
             "message_id": row[0],
             "event_type": row[1],
-            "payload": from_json(row[2]),
-            "metadata": from_json(row[3]) if row[3] is not None else {},
+            "payload": loads(row[2]),
+            "metadata": loads(row[3]) if row[3] is not None else {},
             "created_at": row[4],
             "ordering_key": row[5],
             "status": OutboxStatus(row[6]),
