@@ -21,22 +21,23 @@ order: writer A draws position 10, writer B draws 11 and commits first, a reader
 sees it. Serialising writers (a table lock until commit) fixes this but makes every
 writer wait for every other writer's commit.
 
-This store turns it around: **writers share, readers wait.** Every position is drawn
-after a *shared* transaction-level advisory lock is taken: by
-``cqrs_events_next_position()``, the column default, so every insert path obeys it,
-or, for the store's batch insert, by the statement itself, which takes the lock once
-and then draws from the sequence. Writers never block each other. Before reading a
-page, a reader calls ``cqrs_events_horizon()``,
-which takes the same lock *exclusively* for an instant: that waits until every writer
-that holds a drawn position has committed or rolled back, reads the sequence's last
-value *h* and releases the lock. Every position up to *h* is then final, and any
-position drawn afterwards is above *h*, so the page (``position > p AND position <=
-h``, read in a new statement, hence a new snapshot) can never be overtaken. The
-price is paid by readers (they wait for in-flight appends to finish) and by writers
-that arrive while a reader waits: PostgreSQL grants lock requests in order, so they
-queue behind the reader until the appends in flight end. An append holds no lock
-against other appends. Readers must use READ COMMITTED (PostgreSQL's default), so that the page
-query sees what committed while the horizon was computed. A horizon stays valid, so
+This store turns it around: **writers never wait for each other, readers wait for
+the writers in flight.** Every position is drawn after the writer takes its own
+transaction-level advisory lock (``EVENTS_LOCK_CLASS``, its backend pid), which no
+other writer asks for: by ``cqrs_events_next_position()``, the column default, so
+every insert path obeys it, or, for the store's batch insert, by the statement
+itself, which takes the lock once and then draws from the sequence. Before reading a
+page, a reader calls ``cqrs_events_horizon()``, which reads the sequence's last value
+*h* first, then finds the writers holding their lock at that moment (``pg_locks``)
+and waits for each to commit or roll back. A position up to *h* was drawn before *h*
+was read, by a writer that held its lock then and holds it until it ends: so once
+those writers have ended, every position up to *h* is final, and any position drawn
+afterwards is above *h*. The page (``position > p AND position <= h``, read in a new
+statement, hence a new snapshot) can never be overtaken. The reader waits for each
+writer with a *shared* request on that writer's lock, which no other writer queues
+behind, so appends arriving while a reader waits go straight through. Readers must
+use READ COMMITTED (PostgreSQL's default), so that the page query sees what committed
+while the horizon was computed. A horizon stays valid, so
 ``get_events_from_position`` asks for a new one only once it has read up to the last.
 
 On SQLite a writing transaction holds the database's write lock from its first
@@ -85,7 +86,7 @@ from cqrs_ddd_core.ports.event_store import (
     check_read_argument,
 )
 from cqrs_ddd_core.ports.unit_of_work import UnitOfWork
-from cqrs_ddd_persistence_sqlalchemy.core.models import EVENTS_LOCK_KEY, EventModel
+from cqrs_ddd_persistence_sqlalchemy.core.models import EVENTS_LOCK_CLASS, EventModel
 from cqrs_ddd_persistence_sqlalchemy.core.query import compile_specification
 from cqrs_ddd_persistence_sqlalchemy.core.uow import session_for
 from cqrs_ddd_specifications import Specification
@@ -173,7 +174,7 @@ _FIELD_ALIASES = {"metadata": "metadata_"}
 # It is sent to the driver as it is (exec_driver_sql): nothing to compile.
 #
 # It does what the column default, cqrs_events_next_position(), does for each row,
-# once for the batch: the shared advisory lock first, then positions from the
+# once for the batch: the writer's advisory lock first, then positions from the
 # sequence. The lock is an uncorrelated condition, which PostgreSQL evaluates as a
 # one-time filter gating the plan, before any row is produced, so before the first
 # nextval() of the projection (a test checks the plan). Calling the PL/pgSQL function
@@ -195,7 +196,7 @@ def _pg_insert(json_as: str) -> str:
                   version int, payload {json_as}, metadata {json_as},
                   occurred_at timestamptz, schema_version int, correlation_id text,
                   causation_id text, tenant_id text)
-    WHERE (SELECT pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY})) IS NOT NULL
+    WHERE (SELECT pg_advisory_xact_lock({EVENTS_LOCK_CLASS}, pg_backend_pid())) IS NOT NULL
     ON CONFLICT DO NOTHING
     RETURNING event_id, position
 """
@@ -593,8 +594,8 @@ class SQLAlchemyEventStore(IEventStore):
     ) -> AsyncIterator[StoredEvent]:
         # A horizon stays valid: every position up to it is final for good. So the
         # iterator asks for a new one only once it has read up to the last one,
-        # instead of once per page (a round trip and an instant of exclusive lock
-        # that appends wait behind). It ends where get_events_after's paging would:
+        # instead of once per page (a round trip, a read of pg_locks and a wait for
+        # the appends in flight). It ends where get_events_after's paging would:
         # at a short page read under a horizon asked for that page.
         cursor, horizon = position, 0
         while True:

@@ -39,7 +39,7 @@ from cqrs_ddd_core.ports.outbox import OutboxStatus
 from cqrs_ddd_persistence_sqlalchemy.core.types import JSONValue, UTCDateTime
 
 __all__ = [
-    "EVENTS_LOCK_KEY",
+    "EVENTS_LOCK_CLASS",
     "NAMING_CONVENTION",
     "OUTBOX_CHANNEL",
     "Base",
@@ -161,10 +161,9 @@ def _owns_table(cls: type[Any], flag: str) -> bool:
 
 # -- the event store's table -------------------------------------------------------------
 
-#: The advisory lock that orders appends and global reads on PostgreSQL (see
-#: ``event_store.py``): writers hold it shared until they commit, a reader takes it
-#: exclusively for an instant to learn which positions are final.
-EVENTS_LOCK_KEY = 0x637172735F657631  # "cqrs_ev1"
+#: The first key of the advisory lock each writer holds on PostgreSQL from drawing a
+#: position to its commit; the second is its backend pid (see ``event_store.py``).
+EVENTS_LOCK_CLASS = 0x63717273  # "cqrs"
 
 
 class EventModel(Base):
@@ -172,7 +171,7 @@ class EventModel(Base):
 
     ``position`` is the global order, assigned by the database; ``(aggregate_id,
     version)`` and ``event_id`` are unique. On PostgreSQL the position comes from
-    ``cqrs_events_next_position()``, which takes the shared advisory lock before
+    ``cqrs_events_next_position()``, which takes the writer's advisory lock before
     drawing from the sequence.
     """
 
@@ -206,10 +205,11 @@ _EVENTS_NEXT_POSITION = f"""
 CREATE OR REPLACE FUNCTION cqrs_events_next_position() RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    -- Taken before the sequence is drawn from, and held until the writing
-    -- transaction ends. (PL/pgSQL keeps its plans; a SQL function with a FROM
-    -- clause would be planned again in every statement.)
-    PERFORM pg_advisory_xact_lock_shared({EVENTS_LOCK_KEY});
+    -- This writer's own lock, taken before the sequence is drawn from and held
+    -- until the writing transaction ends; no other writer ever asks for it.
+    -- (PL/pgSQL keeps its plans; a SQL function with a FROM clause would be
+    -- planned again in every statement.)
+    PERFORM pg_advisory_xact_lock({EVENTS_LOCK_CLASS}, pg_backend_pid());
     RETURN nextval('events_position_seq');
 END
 $$
@@ -220,19 +220,29 @@ CREATE OR REPLACE FUNCTION cqrs_events_horizon() RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     last bigint;
+    writer int;
 BEGIN
-    -- Waits until no writer holds a position it has not committed (or rolled back).
-    -- The lock is a transaction-level one taken in this block's subtransaction,
-    -- which the RAISE rolls back: that releases it at once. Should the call be
-    -- cancelled or fail in between, the transaction's rollback releases it; a
-    -- session-level lock would outlive the call and block every writer.
-    BEGIN
-        PERFORM pg_advisory_xact_lock({EVENTS_LOCK_KEY});
-        last := pg_sequence_last_value('events_position_seq');
-        RAISE SQLSTATE 'CQ001';
-    EXCEPTION WHEN SQLSTATE 'CQ001' THEN
-        NULL;
-    END;
+    -- Every position up to the sequence's last value was drawn by a writer that
+    -- held its lock (this class, its backend pid) when it drew, and holds it until
+    -- it commits or rolls back. So: read the last value first, then wait for each
+    -- writer holding its lock now (pg_locks is live) to end, this session
+    -- excepted. Each wait asks for the writer's lock shared, which no other writer
+    -- queues behind, in a block whose subtransaction the RAISE rolls back: that
+    -- releases it at once, as a cancelled call's rollback would.
+    last := pg_sequence_last_value('events_position_seq');
+    FOR writer IN
+        SELECT objid::bigint::int FROM pg_locks
+         WHERE locktype = 'advisory' AND classid = {EVENTS_LOCK_CLASS}::oid AND objsubid = 2
+           AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    LOOP
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared({EVENTS_LOCK_CLASS}, writer);
+            RAISE SQLSTATE 'CQ001';
+        EXCEPTION WHEN SQLSTATE 'CQ001' THEN
+            NULL;
+        END;
+    END LOOP;
     RETURN coalesce(last, 0);
 END
 $$

@@ -27,8 +27,8 @@ depends_on: str | Sequence[str] | None = None
 _TIMESTAMP = sa.DateTime(timezone=True)
 _JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
-# ``EVENTS_LOCK_KEY`` and ``OUTBOX_CHANNEL`` of ``core/models.py``.
-_EVENTS_LOCK_KEY = 0x637172735F657631  # "cqrs_ev1"
+# ``EVENTS_LOCK_CLASS`` and ``OUTBOX_CHANNEL`` of ``core/models.py``.
+_EVENTS_LOCK_CLASS = 0x63717273  # "cqrs"
 _OUTBOX_CHANNEL = "cqrs_outbox"
 
 _DUE = "status IN ('pending', 'failed')"
@@ -41,10 +41,11 @@ _EVENTS_NEXT_POSITION = f"""
 CREATE OR REPLACE FUNCTION cqrs_events_next_position() RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    -- Taken before the sequence is drawn from, and held until the writing
-    -- transaction ends. (PL/pgSQL keeps its plans; a SQL function with a FROM
-    -- clause would be planned again in every statement.)
-    PERFORM pg_advisory_xact_lock_shared({_EVENTS_LOCK_KEY});
+    -- This writer's own lock, taken before the sequence is drawn from and held
+    -- until the writing transaction ends; no other writer ever asks for it.
+    -- (PL/pgSQL keeps its plans; a SQL function with a FROM clause would be
+    -- planned again in every statement.)
+    PERFORM pg_advisory_xact_lock({_EVENTS_LOCK_CLASS}, pg_backend_pid());
     RETURN nextval('events_position_seq');
 END
 $$
@@ -55,19 +56,29 @@ CREATE OR REPLACE FUNCTION cqrs_events_horizon() RETURNS bigint
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
     last bigint;
+    writer int;
 BEGIN
-    -- Waits until no writer holds a position it has not committed (or rolled back).
-    -- The lock is a transaction-level one taken in this block's subtransaction,
-    -- which the RAISE rolls back: that releases it at once. Should the call be
-    -- cancelled or fail in between, the transaction's rollback releases it; a
-    -- session-level lock would outlive the call and block every writer.
-    BEGIN
-        PERFORM pg_advisory_xact_lock({_EVENTS_LOCK_KEY});
-        last := pg_sequence_last_value('events_position_seq');
-        RAISE SQLSTATE 'CQ001';
-    EXCEPTION WHEN SQLSTATE 'CQ001' THEN
-        NULL;
-    END;
+    -- Every position up to the sequence's last value was drawn by a writer that
+    -- held its lock (this class, its backend pid) when it drew, and holds it until
+    -- it commits or rolls back. So: read the last value first, then wait for each
+    -- writer holding its lock now (pg_locks is live) to end, this session
+    -- excepted. Each wait asks for the writer's lock shared, which no other writer
+    -- queues behind, in a block whose subtransaction the RAISE rolls back: that
+    -- releases it at once, as a cancelled call's rollback would.
+    last := pg_sequence_last_value('events_position_seq');
+    FOR writer IN
+        SELECT objid::bigint::int FROM pg_locks
+         WHERE locktype = 'advisory' AND classid = {_EVENTS_LOCK_CLASS}::oid AND objsubid = 2
+           AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    LOOP
+        BEGIN
+            PERFORM pg_advisory_xact_lock_shared({_EVENTS_LOCK_CLASS}, writer);
+            RAISE SQLSTATE 'CQ001';
+        EXCEPTION WHEN SQLSTATE 'CQ001' THEN
+            NULL;
+        END;
+    END LOOP;
     RETURN coalesce(last, 0);
 END
 $$
