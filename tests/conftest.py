@@ -48,6 +48,8 @@ _SERVER_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "max_connections": "100",
+    # Two-phase commit is off by default; the event store's tests prepare a writer.
+    "max_prepared_transactions": "10",
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from sample_domain import Counter, CounterModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.exceptions import OptimisticConcurrencyError, UnitOfWorkError
 from cqrs_ddd_core.ports.event_store import StoredEvent
@@ -337,6 +337,52 @@ async def test_a_reader_cancelled_while_it_waits_leaves_no_lock_behind(
         page = await asyncio.wait_for(SQLAlchemyEventStore(reader).get_events_after(0), 2)
         assert [e.event_id for e in page] == [first.event_id, second.event_id]
         assert await reader.scalar(advisory_locks()) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_reader_waits_for_a_prepared_writer(
+    engine: AsyncEngine, session_factory: async_sessionmaker[AsyncSession]
+) -> None:
+    """A prepared transaction keeps its writer's lock (with no backend): it is waited for."""
+    async with session_factory() as probe:
+        if int(await probe.scalar(text("SHOW max_prepared_transactions")) or 0) == 0:
+            pytest.skip("the server has two-phase commit turned off")
+    autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+    async with session_factory() as fast, session_factory() as reader:
+        prepared = session_factory()
+        first = await SQLAlchemyEventStore(prepared).append(event("a", 1))
+        await prepared.execute(text("PREPARE TRANSACTION 'cqrs_ddd_test'"))
+        await prepared.invalidate()  # its connection is no longer in the transaction
+        try:
+            second = await SQLAlchemyEventStore(fast).append(event("b", 1))
+            await fast.commit()
+            await reader.execute(text("SET LOCAL statement_timeout = '300ms'"))
+            with pytest.raises(DBAPIError, match="statement timeout"):
+                await SQLAlchemyEventStore(reader).get_events_after(0)
+            await reader.rollback()
+        finally:
+            async with autocommit.connect() as conn:
+                await conn.execute(text("COMMIT PREPARED 'cqrs_ddd_test'"))
+        page = await SQLAlchemyEventStore(reader).get_events_after(0)
+        assert [e.event_id for e in page] == [first.event_id, second.event_id]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_foreign_lock_in_the_writers_class_does_not_break_readers(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """A second key beyond a pid's range (-1 shows as 4294967295 in pg_locks) is waited for."""
+    from cqrs_ddd_persistence_sqlalchemy.core.models import EVENTS_LOCK_CLASS
+
+    async with session_factory() as other, session_factory() as reader:
+        await other.execute(text(f"SELECT pg_advisory_xact_lock({EVENTS_LOCK_CLASS}, -1)"))
+        waiting = asyncio.create_task(SQLAlchemyEventStore(reader).get_events_after(0))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()
+        await other.rollback()
+        assert await asyncio.wait_for(waiting, 2) == []
 
 
 @pytest.mark.postgres

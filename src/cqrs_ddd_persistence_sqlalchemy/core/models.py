@@ -231,9 +231,10 @@ BEGIN
     -- releases it at once, as a cancelled call's rollback would.
     last := pg_sequence_last_value('events_position_seq');
     FOR writer IN
-        SELECT objid::bigint::int FROM pg_locks
+        SELECT objid::bigint::bit(32)::int FROM pg_locks
          WHERE locktype = 'advisory' AND classid = {EVENTS_LOCK_CLASS}::oid AND objsubid = 2
-           AND mode = 'ExclusiveLock' AND granted AND pid <> pg_backend_pid()
+           AND mode = 'ExclusiveLock' AND granted
+           AND pid IS DISTINCT FROM pg_backend_pid()  -- NULL: a prepared transaction
            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
     LOOP
         BEGIN
