@@ -204,6 +204,7 @@ def _pg_insert(json_as: str) -> str:
 
 _PG_INSERT = _pg_insert("jsonb")
 _PG_INSERT_ENCODED = _pg_insert("text")
+
 # A single event (the common command) as plain VALUES: cheaper to encode and plan
 # than twelve one-element arrays. occurred_at travels as ISO 8601 text, as in the
 # batch's JSON: asyncpg would send datetime.max and datetime.min as +/-infinity.
