@@ -46,6 +46,15 @@ def event(aggregate_id: str, version: int, **fields: Any) -> StoredEvent:
     return StoredEvent(**values)
 
 
+async def append_all(store: IEventStore, events: list[StoredEvent], *, in_batch: bool) -> None:
+    """Append ``events`` in one batch, or one ``append`` each."""
+    if in_batch:
+        await store.append_batch(events)
+    else:
+        for one in events:
+            await store.append(one)
+
+
 class Colour(enum.Enum):
     RED = "red"
 
@@ -258,11 +267,7 @@ class EventStoreContract:
             causation_id=None,
             tenant_id=None,
         )
-        if in_batch:
-            await env.store.append_batch([original, awkward])
-        else:
-            await env.store.append(original)
-            await env.store.append(awkward)
+        await append_all(env.store, [original, awkward], in_batch=in_batch)
         await env.commit()
         (back,) = await env.store.get_events(awkward.aggregate_id)
         assert back.model_dump(exclude={"position"}) == awkward.model_dump(exclude={"position"})
@@ -376,11 +381,7 @@ class EventStoreContract:
         odd = {"ratio": [1.5, {"x": float("nan")}], "top": float("inf"), "low": float("-inf")}
         words = {"NaN": "NaN", "note": "-Infinity and beyond"}
         given = [event("a", 1, payload=odd, metadata=odd), event("b", 1, payload=words)]
-        if in_batch:
-            await env.store.append_batch(given)
-        else:
-            for one in given:
-                await env.store.append(one)
+        await append_all(env.store, given, in_batch=in_batch)
         await env.commit()
         first, second = await env.store.get_all()
         nulls = {"ratio": [1.5, {"x": None}], "top": None, "low": None}
@@ -401,11 +402,7 @@ class EventStoreContract:
 
         deep = nested(254)
         given = [event("a", 1, payload=deep), event("a", 2, metadata=deep)]
-        if in_batch:
-            await env.store.append_batch(given)
-        else:
-            for one in given:
-                await env.store.append(one)
+        await append_all(env.store, given, in_batch=in_batch)
         with pytest.raises(SerializationError, match="payload of event"):
             await env.store.append_batch([event("b", 1), event("b", 2, payload=nested(255))])
         await env.commit()
@@ -421,11 +418,7 @@ class EventStoreContract:
         # asyncpg sends datetime.max and datetime.min as PostgreSQL's +/-infinity.
         extremes = [datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)]
         given = [event("a", i + 1, occurred_at=at) for i, at in enumerate(extremes)]
-        if in_batch:
-            await env.store.append_batch(given)
-        else:
-            for one in given:
-                await env.store.append(one)
+        await append_all(env.store, given, in_batch=in_batch)
         await env.commit()
         assert [e.occurred_at for e in await env.store.get_all()] == extremes
         last = SpecificationBuilder().where("occurred_at", "gt", datetime(9999, 1, 1, tzinfo=UTC))

@@ -281,8 +281,7 @@ async def test_the_latest_position_is_a_cursor_that_never_skips(
         assert [e.event_id for e in page] == [third.event_id]
 
 
-def advisory_locks() -> Any:
-    return text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+ADVISORY_LOCKS = text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
 
 
 @pytest.mark.postgres
@@ -325,18 +324,18 @@ async def test_a_reader_cancelled_while_it_waits_leaves_no_lock_behind(
         session_factory() as reader,
     ):
         first = await SQLAlchemyEventStore(slow).append(event("a", 1))
-        assert await reader.scalar(advisory_locks()) == 1  # the writer's own
+        assert await reader.scalar(ADVISORY_LOCKS) == 1  # the writer's own
         await reader.execute(text("SET LOCAL statement_timeout = '200ms'"))
         with pytest.raises(DBAPIError, match="statement timeout"):
             await SQLAlchemyEventStore(reader).get_events_after(0)
         await reader.rollback()
-        assert await fast.scalar(advisory_locks()) == 1
+        assert await fast.scalar(ADVISORY_LOCKS) == 1
         second = await asyncio.wait_for(SQLAlchemyEventStore(fast).append(event("b", 1)), 2)
         await fast.commit()
         await slow.commit()
         page = await asyncio.wait_for(SQLAlchemyEventStore(reader).get_events_after(0), 2)
         assert [e.event_id for e in page] == [first.event_id, second.event_id]
-        assert await reader.scalar(advisory_locks()) == 0
+        assert await reader.scalar(ADVISORY_LOCKS) == 0
 
 
 @pytest.mark.postgres
