@@ -514,6 +514,7 @@ def test_postgres_functions_trigger_and_sequence_match_create_all(
     assert objects == run_on(reference, postgres_objects)
     assert [(kind, name) for kind, name, _ in objects] == [
         ("default", "events.position"),
+        ("function", "cqrs_events_append"),
         ("function", "cqrs_events_horizon"),
         ("function", "cqrs_events_next_position"),
         ("function", "cqrs_outbox_notify"),
@@ -549,6 +550,7 @@ def test_postgres_drop_all_removes_the_functions_create_all_made(
     assert {name for _, name, _ in run_on(url, postgres_objects)} >= {
         "cqrs_events_next_position",
         "cqrs_events_horizon",
+        "cqrs_events_append",
         "cqrs_outbox_notify",
     }
     run_on(url, lambda conn: Base.metadata.drop_all(conn, tables=LIBRARY))
@@ -621,6 +623,7 @@ def test_offline_sql_for_postgresql_has_the_functions_and_the_trigger(tmp_path: 
     assert "WHERE status IN ('pending', 'failed')" in sql
     for name in ("cqrs_events_next_position", "cqrs_events_horizon", "cqrs_outbox_notify"):
         assert f"CREATE OR REPLACE FUNCTION {name}()" in sql
+    assert "CREATE OR REPLACE FUNCTION cqrs_events_append(" in sql
     assert "CREATE TRIGGER cqrs_outbox_notify AFTER INSERT ON outbox" in sql
     assert "SET DEFAULT cqrs_events_next_position()" in sql
 

@@ -83,25 +83,36 @@ async def test_writes_are_invisible_to_others_until_committed(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
+@pytest.mark.parametrize(
+    "racing_batch",
+    [
+        pytest.param([("a", 3)], id="one event"),  # ON CONFLICT DO NOTHING
+        pytest.param([("b", 1), ("a", 2), ("a", 3)], id="a batch"),  # the function's block
+    ],
+)
 async def test_a_concurrent_append_of_the_same_version_is_a_conflict(
-    session_factory: async_sessionmaker[AsyncSession],
+    session_factory: async_sessionmaker[AsyncSession], racing_batch: list[tuple[str, int]]
 ) -> None:
     async with session_factory() as first, session_factory() as second:
-        await SQLAlchemyEventStore(first).append(event("a", 1))
+        await SQLAlchemyEventStore(first).append_batch([event("a", v) for v in range(1, 4)])
         # The second append waits for the first transaction to finish...
-        racing = asyncio.create_task(SQLAlchemyEventStore(second).append(event("a", 1)))
+        racing = asyncio.create_task(
+            SQLAlchemyEventStore(second).append_batch([event(a, v) for a, v in racing_batch])
+        )
         await asyncio.sleep(0.2)
         assert not racing.done()
         await first.commit()
         # ...and then finds the version taken.
         with pytest.raises(OptimisticConcurrencyError) as caught:
             await racing
-        assert caught.value.actual_version == 1
-        # Its transaction is still usable.
-        await SQLAlchemyEventStore(second).append(event("a", 2))
+        assert caught.value.actual_version == 3
+        # Nothing of its batch went in, and its transaction is still usable.
+        await SQLAlchemyEventStore(second).append(event("a", 4))
         await second.commit()
     async with session_factory() as session:
-        assert [e.version for e in await SQLAlchemyEventStore(session).get_events("a")] == [1, 2]
+        store = SQLAlchemyEventStore(session)
+        assert [e.version for e in await store.get_events("a")] == [1, 2, 3, 4]
+        assert await store.get_events("b") == []
 
 
 WRITERS = 4
@@ -384,31 +395,99 @@ async def test_a_foreign_lock_in_the_writers_class_does_not_break_readers(
         assert await asyncio.wait_for(waiting, 2) == []
 
 
+def assert_lock_gates_nextval(plan: list[str]) -> None:
+    """The node that calls nextval() is gated by the lock, in a VERBOSE text plan (costs or not).
+
+    It is a Result node whose one-time filter (the InitPlan taking the lock) runs
+    before it produces a row.
+    """
+    text = "\n".join(plan)
+    draw = next(i for i, line in enumerate(plan) if "Output: nextval(" in line)
+    gate = next(i for i, line in enumerate(plan) if "One-Time Filter" in line)
+    assert draw < gate, text
+    assert not any("->" in line for line in plan[draw:gate]), text  # the same node
+    assert plan[draw - 1].strip().split("  (cost=")[0] == "->  Result", text
+    initplan = plan[gate + 1 : gate + 4]
+    assert any("pg_advisory_xact_lock(" in line for line in initplan), text
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("backend", [pytest.param("postgres")])
 async def test_a_batch_takes_the_lock_before_drawing_positions(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    """The lock gates the batch insert's plan: no row (no nextval) before it is held."""
+    """In the batch statement, and in cqrs_events_append() (its plan, from auto_explain)."""
     from cqrs_ddd_persistence_sqlalchemy.core import event_store
 
     async with session_factory() as session:
         conn = await session.connection()
         explained = await conn.exec_driver_sql(
-            "EXPLAIN (VERBOSE, COSTS OFF) " + event_store._PG_INSERT,
-            ("[]",),
+            "EXPLAIN (VERBOSE, COSTS OFF) " + event_store._PG_INSERT, ("[]",)
         )
-        plan = [line for (line,) in explained]
-    text = "\n".join(plan)
-    # The node that calls nextval() is the one gated by the lock: a Result node whose
-    # one-time filter (the InitPlan taking the lock) runs before it produces a row.
-    draw = next(i for i, line in enumerate(plan) if "Output: nextval(" in line)
-    gate = next(i for i, line in enumerate(plan) if "One-Time Filter" in line)
-    assert draw < gate, text
-    assert not any("->" in line for line in plan[draw:gate]), text  # the same node
-    assert plan[draw - 1].strip() == "->  Result", text
-    initplan = plan[gate + 1 : gate + 4]
-    assert any("pg_advisory_xact_lock(" in line for line in initplan), text
+        assert_lock_gates_nextval([line for (line,) in explained])
+
+        logged: list[str] = []
+        raw = (await conn.get_raw_connection()).driver_connection
+        assert raw is not None
+        raw.add_log_listener(lambda _conn, message: logged.append(message.message))
+        for setting in (
+            "LOAD 'auto_explain'",
+            "SET auto_explain.log_min_duration = 0",
+            "SET auto_explain.log_nested_statements = on",
+            "SET auto_explain.log_verbose = on",
+            "SET client_min_messages = log",
+        ):
+            await conn.exec_driver_sql(setting)
+        await SQLAlchemyEventStore(session).append_batch([event("a", 1), event("a", 2)])
+        await session.rollback()
+    plans = [m.splitlines() for m in logged if "Insert on public.events" in m]
+    assert len(plans) == 1, logged
+    assert "cqrs_events_append" in "\n".join(logged)
+    assert_lock_gates_nextval(plans[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_a_transaction_opens_a_bounded_number_of_subtransactions(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """Past the first batches, a transaction appends with ON CONFLICT instead; both hold."""
+    from sqlalchemy import event as sa_event
+
+    from cqrs_ddd_persistence_sqlalchemy.core.event_store import _SUBTRANSACTIONS
+
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "INSERT INTO events" in statement or "cqrs_events_append" in statement:
+            sent.append("function" if "cqrs_events_append" in statement else "on conflict")
+
+    async def conflict_keeps_the_transaction(store: SQLAlchemyEventStore, version: int) -> None:
+        with pytest.raises(OptimisticConcurrencyError):
+            await store.append_batch([event("new", 1), event("s", version - 1)])
+        assert await store.get_events("new") == []
+
+    async with session_factory() as session:
+        engine = session.get_bind()
+        sa_event.listen(engine, "before_cursor_execute", record)
+        try:
+            store = SQLAlchemyEventStore(session)
+            for version in range(1, 2 * (_SUBTRANSACTIONS + 2), 2):
+                await store.append_batch([event("s", version), event("s", version + 1)])
+            await conflict_keeps_the_transaction(store, version)  # through ON CONFLICT
+            await session.commit()
+            assert sent == ["function"] * _SUBTRANSACTIONS + ["on conflict"] * 3
+            # A new transaction starts counting again.
+            sent.clear()
+            await conflict_keeps_the_transaction(store, version)  # through the function
+            await store.append_batch([event("s", version + 2), event("s", version + 3)])
+            await session.commit()
+            assert sent == ["function", "function"]
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", record)
+    async with session_factory() as session:
+        stored = await SQLAlchemyEventStore(session).get_events("s")
+    assert [e.version for e in stored] == list(range(1, version + 4))
 
 
 class AnnotatedEvent(StoredEvent):
