@@ -149,6 +149,17 @@ class EventStoreContract:
         assert [e.version for e in await env.store.get_events("big")] == list(range(1, 2_402))
         assert [e.position for e in stored] == sorted({e.position for e in stored})
 
+    async def test_appends_return_the_positions_stored(self, env: Store) -> None:
+        # 2,001 events are two statements on SQLite, the second of a single event.
+        alone = await env.store.append(event("a", 1))
+        batch = await env.store.append_batch([event("big", i + 1) for i in range(2_001)])
+        again = await env.store.append(event("a", 2))
+        await env.commit()
+        returned = [alone, *batch, again]
+        stored = {e.event_id: e.position for e in await env.store.get_all()}
+        assert [stored[e.event_id] for e in returned] == [e.position for e in returned]
+        assert [e.position for e in returned] == sorted({e.position for e in returned})
+
     async def test_expected_version_is_checked_before_anything_is_written(self, env: Store) -> None:
         await env.store.append(event("a", 1), expected_version=0)
         await env.store.append_batch([event("a", 2), event("a", 3)], expected_version=1)
