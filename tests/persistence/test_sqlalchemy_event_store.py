@@ -416,7 +416,7 @@ def assert_lock_gates_nextval(plan: list[str]) -> None:
 async def test_a_batch_takes_the_lock_before_drawing_positions(
     session_factory: async_sessionmaker[AsyncSession],
 ) -> None:
-    """In the batch statement, and in cqrs_events_append() (its plan, from auto_explain)."""
+    """In the batch statement that appends with ON CONFLICT."""
     from cqrs_ddd_persistence_sqlalchemy.core import event_store
 
     async with session_factory() as session:
@@ -426,20 +426,38 @@ async def test_a_batch_takes_the_lock_before_drawing_positions(
         )
         assert_lock_gates_nextval([line for (line,) in explained])
 
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", [pytest.param("postgres")])
+async def test_the_append_function_takes_the_lock_before_drawing_positions(
+    session_factory: async_sessionmaker[AsyncSession],
+) -> None:
+    """In cqrs_events_append(): its statement's plan, as auto_explain logs it."""
+    async with session_factory() as session:
+        if await session.scalar(text("SHOW is_superuser")) != "on":
+            pytest.skip("loading auto_explain takes a superuser")
+        conn = await session.connection()
         logged: list[str] = []
         raw = (await conn.get_raw_connection()).driver_connection
         assert raw is not None
-        raw.add_log_listener(lambda _conn, message: logged.append(message.message))
-        for setting in (
-            "LOAD 'auto_explain'",
-            "SET auto_explain.log_min_duration = 0",
-            "SET auto_explain.log_nested_statements = on",
-            "SET auto_explain.log_verbose = on",
-            "SET client_min_messages = log",
-        ):
-            await conn.exec_driver_sql(setting)
-        await SQLAlchemyEventStore(session).append_batch([event("a", 1), event("a", 2)])
-        await session.rollback()
+
+        def listen(_conn: Any, message: Any) -> None:
+            logged.append(message.message)
+
+        raw.add_log_listener(listen)
+        try:
+            for setting in (
+                "LOAD 'auto_explain'",
+                "SET auto_explain.log_min_duration = 0",
+                "SET auto_explain.log_nested_statements = on",
+                "SET auto_explain.log_verbose = on",
+                "SET client_min_messages = log",
+            ):
+                await conn.exec_driver_sql(setting)
+            await SQLAlchemyEventStore(session).append_batch([event("a", 1), event("a", 2)])
+        finally:
+            await session.rollback()  # the settings go with the transaction
+            raw.remove_log_listener(listen)
     plans = [m.splitlines() for m in logged if "Insert on public.events" in m]
     assert len(plans) == 1, logged
     assert "cqrs_events_append" in "\n".join(logged)
