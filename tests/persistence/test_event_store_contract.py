@@ -435,6 +435,43 @@ class EventStoreContract:
         last = SpecificationBuilder().where("occurred_at", "gt", datetime(9999, 1, 1, tzinfo=UTC))
         assert [e.version for e in await env.store.get_all(specification=last.build())] == [2]
 
+    @pytest.mark.parametrize("in_batch", [False, True], ids=["alone", "in_a_batch"])
+    async def test_an_occurred_at_set_without_validation_is_kept_as_its_instant(
+        self, env: Store, in_batch: bool
+    ) -> None:
+        # model_copy(update=) does not validate: the value keeps its offset, here one
+        # with seconds (pydantic's JSON encoder drops those).
+        at = datetime(2020, 1, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=5, seconds=15)))
+        given = [event("a", v).model_copy(update={"occurred_at": at}) for v in (1, 2)]
+        await append_all(env.store, given, in_batch=in_batch)
+        await env.commit()
+        stored = await env.store.get_all()
+        assert [e.occurred_at for e in stored] == [at, at]
+        assert stored[0].occurred_at.isoformat() == "2020-01-01T06:59:45.123456+00:00"
+
+    @pytest.mark.parametrize(
+        ("at", "problem"),
+        [
+            (datetime(2020, 1, 1), "must be an aware datetime"),
+            ("2020-01-01", "must be an aware datetime"),
+            (datetime.max.replace(tzinfo=timezone(timedelta(hours=-5))), "out of range in UTC"),
+        ],
+        ids=["naive", "text", "beyond_utc"],
+    )
+    async def test_an_occurred_at_no_store_can_keep_is_refused(
+        self, env: Store, at: Any, problem: str
+    ) -> None:
+        bad = event("b", 1).model_copy(update={"occurred_at": at})
+        with pytest.raises(
+            InvalidEventError, match=f"occurred_at of event {bad.event_id!r} .*{problem}"
+        ):
+            await env.store.append(bad)
+        with pytest.raises(InvalidEventError, match=problem):
+            await env.store.append_batch([event("a", 1), bad])
+        await env.store.append(event("c", 1))
+        await env.commit()
+        assert [e.aggregate_id for e in await env.store.get_all()] == ["c"]
+
     async def test_dates_before_the_year_1000_keep_their_order(self, env: Store) -> None:
         early = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC)]
         later = datetime(2024, 1, 1, tzinfo=UTC)

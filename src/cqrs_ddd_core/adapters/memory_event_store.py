@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from datetime import UTC
 from typing import Any
 
 from cqrs_ddd_core.exceptions import DuplicateEventError, OptimisticConcurrencyError
@@ -104,6 +105,9 @@ class InMemoryEventStore(IEventStore):
                         **event.__dict__,
                         "payload": payload,
                         "metadata": metadata,
+                        # As the SQL stores read it back: in UTC (it holds another
+                        # offset only if it was set without validation).
+                        "occurred_at": event.occurred_at.astimezone(UTC),
                         "position": position,
                     }
                 )

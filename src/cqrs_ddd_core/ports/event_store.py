@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -161,9 +162,10 @@ def check_batch(
             UTF-8 cannot encode (a lone surrogate), which no database can store, or a
             NUL character, which PostgreSQL cannot store, or is longer than the
             store's column (:data:`EVENT_ID_LENGTH`, :data:`TEXT_LENGTH`); or a
-            version is above :data:`MAX_VERSION`; or ``expected_version`` is not an
-            int >= 0 or a mapping of aggregate ids to such ints. All are refused on
-            every backend, so that every adapter behaves the same.
+            version is above :data:`MAX_VERSION`; or ``occurred_at`` (changed without
+            validation) is naive or out of range in UTC; or ``expected_version`` is
+            not an int >= 0 or a mapping of aggregate ids to such ints. All are
+            refused on every backend, so that every adapter behaves the same.
     """
     _check_expected_version(expected)
     streams: dict[str, tuple[int, int]] = {}
@@ -181,6 +183,9 @@ def check_batch(
                 len(value) > length or not value.isascii() or "\x00" in value
             ):
                 _check_text(event, name, value, length)
+        at = fields["occurred_at"]
+        if not isinstance(at, datetime) or at.tzinfo is not UTC:
+            _check_occurred_at(event, at)
         if event.version > MAX_VERSION or event.schema_version > MAX_VERSION:
             name = "version" if event.version > MAX_VERSION else "schema_version"
             raise InvalidEventError(
@@ -206,6 +211,27 @@ def check_batch(
                     f"start at version {want + 1}, it starts at {first}"
                 )
     return streams
+
+
+def _check_occurred_at(event: StoredEvent, value: object) -> None:
+    """Refuse an ``occurred_at`` that is not an instant the stores can keep in UTC.
+
+    Validation makes it aware UTC; only an event built without it (``model_copy(update=)``,
+    ``model_construct``) can hold anything else. Another offset is accepted (the stores
+    convert it), a naive value or one beyond ``datetime``'s range in UTC is not.
+    """
+    if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidEventError(
+            f"occurred_at of event {event.event_id[:EVENT_ID_LENGTH]!r} must be an aware "
+            f"datetime, got {value!r}"
+        )
+    try:
+        value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidEventError(
+            f"occurred_at of event {event.event_id[:EVENT_ID_LENGTH]!r} ({value.isoformat()}) "
+            "is out of range in UTC"
+        ) from exc
 
 
 def _check_expected_version(expected: object) -> None:

@@ -723,20 +723,41 @@ def _pg_statement(batch: list[StoredEvent]) -> tuple[str, tuple[Any, ...]]:
         at = row[_OCCURRED_AT].isoformat()
         return _PG_INSERT_ONE, (*row[:_OCCURRED_AT], at, *row[_OCCURRED_AT + 1 :])
     try:
-        # Every field of the events, as pydantic's JSON mode encodes them (occurred_at
-        # as ISO 8601 with its offset); json_to_recordset takes the ones it names.
-        document = to_json([event.__dict__ for event in batch], inf_nan_mode="null").decode()
+        # The fields of the events, as pydantic's JSON mode encodes them (occurred_at
+        # as ISO 8601); jsonb_to_recordset takes the ones it names. A validated
+        # StoredEvent goes as it is. A subclass's own fields are left out (the whole
+        # document is parsed as jsonb, which refuses some values json would carry
+        # through), and an occurred_at not in UTC (set without validation) is
+        # converted, since the encoder drops the seconds of an offset.
+        document = to_json(
+            [
+                event.__dict__
+                if type(event) is StoredEvent and event.occurred_at.tzinfo is UTC
+                else _stored_fields(event)
+                for event in batch
+            ],
+            inf_nan_mode="null",
+        ).decode()
     except (PydanticSerializationError, TypeError, ValueError):
-        # A field of a subclass with no JSON form, or a payload nested too deep for
-        # the encoder two levels down in the document. Encode payload and metadata on
-        # their own (SerializationError, naming the event, if they cannot be) and send
-        # the stored fields only, with those two as text.
+        # A payload nested too deep for the encoder two levels down in the document.
+        # Encode payload and metadata on their own (SerializationError, naming the
+        # event, if they cannot be) and send them as text.
         rows = _rows(batch)
         fields = [dict(zip(_INSERT_COLUMNS, row, strict=True)) for row in rows]
+        for field in fields:
+            field["occurred_at"] = field["occurred_at"].astimezone(UTC)
         return _PG_INSERT_ENCODED, (to_json(fields).decode(),)
     if "\\u0000" in document:
         _rows(batch)  # raises SerializationError if a payload or metadata holds a NUL
     return _PG_APPEND, (document,)
+
+
+def _stored_fields(event: StoredEvent) -> dict[str, Any]:
+    """The fields the store keeps of ``event``, ``occurred_at`` in UTC."""
+    fields = event.__dict__
+    stored = {name: fields[name] for name in _INSERT_COLUMNS}
+    stored["occurred_at"] = stored["occurred_at"].astimezone(UTC)
+    return stored
 
 
 def _open_subtransaction(connection: AsyncConnection) -> bool:
