@@ -50,7 +50,7 @@ from __future__ import annotations
 import functools
 import gc
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -454,12 +454,12 @@ class SQLAlchemyEventStore(IEventStore):
         try:
             rows = result.all()
             try:
-                return _events(rows, from_json)
+                return _events(rows)
             except ValueError:
                 # A payload nested deeper than pydantic_core's parser goes (200
                 # levels, while its encoder writes about 250): the page again, with
                 # the parser that reads whatever was stored.
-                return _events(rows, loads)
+                return _events(rows, deep=True)
         finally:
             if pause:
                 gc.enable()
@@ -641,17 +641,25 @@ def _compile(spec: Specification, dialect: str) -> ColumnElement[bool]:
     return compile_specification(spec, EventModel, dialect, aliases=_FIELD_ALIASES)
 
 
-def _events(rows: Sequence[Any], decode: Callable[[str], Any]) -> list[StoredEvent]:
+def _events(rows: Sequence[Any], *, deep: bool = False) -> list[StoredEvent]:
     """Events from selected rows (``_SELECT``'s columns), without validation.
 
-    StoredEvent.from_storage, inlined: the values are what this store wrote.
-    ``decode`` parses payload and metadata.
+    StoredEvent.from_storage, inlined: the values are what this store wrote. Payload
+    and metadata are parsed by pydantic_core, caching dict keys only (the same few
+    keys recur in every event; values seldom do, and caching them cost more than it
+    saved), or, if ``deep``, by the standard library's parser, which reads the
+    values nested deeper than pydantic_core goes.
     """
     new = StoredEvent.__new__
     set_ = object.__setattr__
     events: list[StoredEvent] = []
     append = events.append
     for row in rows:
+        if deep:
+            payload, metadata = loads(row[6]), loads(row[7])
+        else:
+            payload = from_json(row[6], cache_strings="keys")
+            metadata = from_json(row[7], cache_strings="keys")
         event = new(StoredEvent)
         set_(
             event,
@@ -663,8 +671,8 @@ def _events(rows: Sequence[Any], decode: Callable[[str], Any]) -> list[StoredEve
                 "aggregate_id": row[3],
                 "aggregate_type": row[4],
                 "version": row[5],
-                "payload": decode(row[6]),
-                "metadata": decode(row[7]),
+                "payload": payload,
+                "metadata": metadata,
                 "occurred_at": row[8],
                 "schema_version": row[9],
                 "correlation_id": row[10],
