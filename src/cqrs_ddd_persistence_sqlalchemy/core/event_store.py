@@ -25,8 +25,10 @@ This store turns it around: **writers never wait for each other, readers wait fo
 the writers in flight.** Every position is drawn after the writer takes its own
 transaction-level advisory lock (``EVENTS_LOCK_CLASS``, its backend pid), which no
 other writer asks for: by ``cqrs_events_next_position()``, the column default, so
-every insert path obeys it, or, for the store's batch insert, by the statement
-itself, which takes the lock once and then draws from the sequence. Before reading a
+every insert path obeys it, or, for the store's batch insert (in
+``cqrs_events_append()`` or the ``ON CONFLICT`` statement), by the statement itself,
+which takes the lock once and then draws from the sequence; a lock taken in the
+function's block passes to the transaction when the block ends. Before reading a
 page, a reader calls ``cqrs_events_horizon()``, which reads the sequence's last value
 *h* first, then finds the writers holding their lock at that moment (``pg_locks``)
 and waits for each to commit or roll back. A position up to *h* was drawn before *h*
