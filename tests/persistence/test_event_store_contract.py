@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import pickle
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from cqrs_ddd_core.adapters import InMemoryEventStore
@@ -529,6 +530,29 @@ class EventStoreContract:
         (stored,) = await env.store.get_all()
         assert stored.payload == {"amount": "1.50"}
         assert stored.position == appended.position
+
+    async def test_events_read_back_behave_as_validated_models(self, env: Store) -> None:
+        await env.store.append_batch([event("a", 1), event("a", 2), event("b", 1)])
+        await env.commit()
+        pages = [e async for e in await env.store.get_events_from_position(0, batch_size=2)]
+        for read in (await env.store.get_events("a"), await env.store.get_all(), pages):
+            first, second = read[0], read[1]
+            assert first == StoredEvent.model_validate(first.model_dump())
+            assert first.model_fields_set == set(StoredEvent.model_fields)
+            assert pickle.loads(pickle.dumps(first)) == first
+            assert StoredEvent.model_validate_json(first.model_dump_json()) == first
+            assert repr(first).startswith("StoredEvent(")
+            with pytest.raises(ValidationError):
+                first.tenant_id = "t"  # type: ignore[misc]
+            # Each event has its own state: changing one's copy leaves the others be.
+            copy = first.model_copy(update={"tenant_id": "t"})
+            copy.model_fields_set.add("extra")
+            first.model_fields_set.add("other")
+            assert "extra" not in first.model_fields_set | second.model_fields_set
+            assert "other" not in second.model_fields_set
+            assert (copy.tenant_id, first.tenant_id) == ("t", None)
+            first.payload["n"] = -1  # what a caller does to a value read is its own
+        assert [e.payload["n"] for e in await env.store.get_events("a")] == [1, 2]
 
 
 class TestInMemoryEventStore(EventStoreContract):

@@ -71,6 +71,27 @@ class OutboxContract:
         )
         assert first.created_at == START + timedelta(seconds=1)
 
+    async def test_what_a_caller_does_to_a_message_read_is_its_own(self, env: Outbox) -> None:
+        storage = await env.new_storage(retry=FAST)
+        await storage.save_messages([message(1, metadata={"u": 1}), message(2)])
+        await env.commit()
+        for read in (
+            (await storage.get_pending(limit=1))[0],
+            await storage.get_message("m-001"),
+        ):
+            assert read is not None
+            read.payload["n"] = -1
+            read.metadata["u"] = -1
+        await storage.mark_failed("m-001", "down")
+        await storage.mark_failed("m-001", "down")
+        await storage.mark_failed("m-001", "down")
+        await env.commit()
+        (dead,) = await storage.get_dead()
+        dead.payload["n"] = -1
+        again = await storage.get_message("m-001")
+        assert again is not None
+        assert (again.payload, again.metadata) == ({"n": 1}, {"u": 1})
+
     async def test_claims_are_exclusive_until_the_lease_ends(self, env: Outbox) -> None:
         first = await env.new_storage(lease=timedelta(seconds=30))
         await first.save_messages([message(i) for i in range(5)])

@@ -35,6 +35,10 @@ class InMemoryEventStore(IEventStore):
         self._streams: dict[str, list[StoredEvent]] = {}
         self._ids: set[str] = set()
         self._keys: set[tuple[str, int]] = set()
+        # Payload and metadata as stored, JSON text, by event id: every read decodes
+        # them again, so what a caller does to the values it read is its own, as it
+        # is with the SQL store.
+        self._json: dict[str, tuple[str, str]] = {}
         self._lock = asyncio.Lock()
 
     async def append(
@@ -103,8 +107,8 @@ class InMemoryEventStore(IEventStore):
                 copy = StoredEvent.from_storage(
                     {
                         **event.__dict__,
-                        "payload": payload,
-                        "metadata": metadata,
+                        "payload": loads(payload),
+                        "metadata": loads(metadata),
                         # As the SQL stores read it back: in UTC (it holds another
                         # offset only if it was set without validation).
                         "occurred_at": event.occurred_at.astimezone(UTC),
@@ -114,14 +118,22 @@ class InMemoryEventStore(IEventStore):
                 self._events.append(copy)
                 self._streams.setdefault(event.aggregate_id, []).append(copy)
                 self._ids.add(event.event_id)
+                self._json[event.event_id] = (payload, metadata)
                 self._keys.add((event.aggregate_id, event.version))
                 # As the SQL store returns it: the event given, with its position.
                 appended.append(StoredEvent.from_storage({**event.__dict__, "position": position}))
             return appended
 
-    @staticmethod
-    def _filter(events: list[StoredEvent], spec: Predicate | None) -> list[StoredEvent]:
-        return events if spec is None else [e for e in events if spec.is_satisfied_by(e)]
+    def _read(self, events: list[StoredEvent], spec: Predicate | None) -> list[StoredEvent]:
+        """The events that satisfy ``spec``, as a read returns them: with fresh values."""
+        chosen = events if spec is None else [e for e in events if spec.is_satisfied_by(e)]
+        return [self._fresh(e) for e in chosen]
+
+    def _fresh(self, event: StoredEvent) -> StoredEvent:
+        payload, metadata = self._json[event.event_id]
+        return StoredEvent.from_storage(
+            {**event.__dict__, "payload": loads(payload), "metadata": loads(metadata)}
+        )
 
     async def get_events(
         self,
@@ -134,7 +146,7 @@ class InMemoryEventStore(IEventStore):
         """Return the stream after ``after_version``, in version order."""
         check_read_argument("after_version", after_version, minimum=0)
         stream = [e for e in self._streams.get(aggregate_id, []) if e.version > after_version]
-        return self._filter(sorted(stream, key=lambda e: e.version), specification)
+        return self._read(sorted(stream, key=lambda e: e.version), specification)
 
     async def get_by_aggregate(
         self,
@@ -154,7 +166,7 @@ class InMemoryEventStore(IEventStore):
         self, *, specification: Predicate | None = None, uow: Any = None
     ) -> list[StoredEvent]:
         """Return every event in global order."""
-        return self._filter(list(self._events), specification)
+        return self._read(self._events, specification)
 
     async def get_events_after(
         self,
@@ -167,7 +179,9 @@ class InMemoryEventStore(IEventStore):
         """Return up to ``limit`` events after ``position``, in global order."""
         check_read_argument("limit", limit, minimum=1)
         check_read_argument("position", position, minimum=0)
-        return self._filter(self._events[position:], specification)[:limit]
+        if specification is None:
+            return self._read(self._events[position : position + limit], None)
+        return self._read(self._events[position:], specification)[:limit]
 
     async def get_events_from_position(
         self,
@@ -198,8 +212,8 @@ class InMemoryEventStore(IEventStore):
         return len(self._events)
 
 
-def _stored_json(value: Any, *, what: str) -> Any:
-    """What the SQL stores keep of a JSON value: refused as they refuse it, or read back."""
+def _stored_json(value: Any, *, what: str) -> str:
+    """What the SQL stores keep of a JSON value, its text, refused as they refuse it."""
     encoded = dumps(value, what=what)
     check_no_nul(encoded, what=what)
-    return loads(encoded)
+    return encoded

@@ -113,7 +113,7 @@ class InMemoryOutboxStorage(IOutboxStorage):
                 blocked_keys.add(key)  # later messages of this key wait for this one
             if due and len(claimed) < limit:
                 row.claimed_by, row.claimed_until = self.owner, now + self.lease
-                claimed.append(message)
+                claimed.append(_read(message))
         return claimed
 
     def _writable(self, ids: Sequence[str], now: datetime) -> tuple[list[_Row], list[str]]:
@@ -198,12 +198,13 @@ class InMemoryOutboxStorage(IOutboxStorage):
 
     async def get_dead(self, limit: int = 100, *, uow: Any = None) -> list[OutboxMessage]:
         """Return dead-lettered messages, oldest first."""
-        return [r.message for r in self._rows() if r.message.status is OutboxStatus.DEAD][:limit]
+        dead = [r.message for r in self._rows() if r.message.status is OutboxStatus.DEAD]
+        return [_read(m) for m in dead[:limit]]
 
     async def get_message(self, message_id: str, *, uow: Any = None) -> OutboxMessage | None:
         """Return one message in its current state, or ``None``."""
         row = self.outbox.rows.get(message_id)
-        return None if row is None else row.message
+        return None if row is None else _read(row.message)
 
     async def purge_published(self, older_than: timedelta | datetime, *, uow: Any = None) -> int:
         """Delete published messages older than a duration (or published before a time)."""
@@ -229,3 +230,8 @@ class InMemoryOutboxStorage(IOutboxStorage):
             dead=sum(m.status is OutboxStatus.DEAD for m in rows),
             oldest_pending_age=utc_now() - min(due) if due else None,
         )
+
+
+def _read(message: OutboxMessage) -> OutboxMessage:
+    """A message as a read returns it: its JSON values are the caller's own, as in SQL."""
+    return message.model_copy(deep=True)
