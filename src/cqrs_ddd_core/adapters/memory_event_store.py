@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC
+from itertools import islice
 from typing import Any
 
 from cqrs_ddd_core.exceptions import DuplicateEventError, OptimisticConcurrencyError
@@ -179,9 +180,10 @@ class InMemoryEventStore(IEventStore):
         """Return up to ``limit`` events after ``position``, in global order."""
         check_read_argument("limit", limit, minimum=1)
         check_read_argument("position", position, minimum=0)
-        if specification is None:
-            return self._read(self._events[position : position + limit], None)
-        return self._read(self._events[position:], specification)[:limit]
+        tail: Iterator[StoredEvent] = islice(self._events, position, None)
+        if specification is not None:
+            tail = (e for e in tail if specification.is_satisfied_by(e))
+        return [self._fresh(e) for e in islice(tail, limit)]
 
     async def get_events_from_position(
         self,
