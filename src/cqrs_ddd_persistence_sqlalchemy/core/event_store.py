@@ -672,9 +672,8 @@ _set_private = _slot_setter("__pydantic_private__")
 def _events(rows: Iterable[Sequence[Any]], *, deep: bool = False) -> list[StoredEvent]:
     """Events from selected rows (``_SELECT``'s columns), without validation.
 
-    StoredEvent.from_storage, inlined: the values are what this store wrote, and the
-    model is frozen, so what ``model_construct`` would check and copy is skipped.
-    Payload and metadata are parsed by pydantic_core, caching dict keys only (the
+    StoredEvent.from_storage, inlined: the values are what this store wrote. Each
+    event gets its own fields set, as a validated one does. Payload and metadata are parsed by pydantic_core, caching dict keys only (the
     same few keys recur in every event; values seldom do, and caching them cost more
     than it saved), or, if ``deep``, by the standard library's parser, which reads
     the values nested deeper than pydantic_core goes.
