@@ -673,10 +673,11 @@ def _events(rows: Iterable[Sequence[Any]], *, deep: bool = False) -> list[Stored
     """Events from selected rows (``_SELECT``'s columns), without validation.
 
     StoredEvent.from_storage, inlined: the values are what this store wrote. Each
-    event gets its own fields set, as a validated one does. Payload and metadata are parsed by pydantic_core, caching dict keys only (the
-    same few keys recur in every event; values seldom do, and caching them cost more
-    than it saved), or, if ``deep``, by the standard library's parser, which reads
-    the values nested deeper than pydantic_core goes.
+    event gets its own fields set, as a validated one does. Payload and metadata are
+    parsed by pydantic_core, caching dict keys only (the same few keys recur in every
+    event; values seldom do, and caching them cost more than it saved), or, if
+    ``deep``, by the standard library's parser, which reads the values nested deeper
+    than pydantic_core goes.
     """
     new = StoredEvent.__new__
     set_dict, set_fields_set, set_extra, set_private = (
