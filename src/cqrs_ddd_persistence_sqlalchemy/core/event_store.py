@@ -708,8 +708,7 @@ def _events(rows: Iterable[Sequence[Any]], *, deep: bool = False) -> list[Stored
         event = new(StoredEvent)
         set_dict(
             event,
-            {
-                "position": position,
+            {  # in the model's field order, as validation would leave them
                 "event_id": event_id,
                 "event_type": event_type,
                 "aggregate_id": aggregate_id,
@@ -722,6 +721,7 @@ def _events(rows: Iterable[Sequence[Any]], *, deep: bool = False) -> list[Stored
                 "correlation_id": correlation_id,
                 "causation_id": causation_id,
                 "tenant_id": tenant_id,
+                "position": position,
             },
         )
         set_fields_set(event, copy_fields())
